@@ -1,0 +1,46 @@
+# logmesh — the two commands of README.md, and the rest.
+SHELL := /bin/bash
+GO ?= go
+FUZZTIME ?= 3s
+
+# Debian packages the tests need: ip/tc (network namespaces), pyzmq (libzmq
+# interop), chromium (dashboard browser test).
+DEB_PACKAGES := iproute2 python3-zmq chromium chromium-driver
+
+.PHONY: run demo test deps vet unit fuzz-short fuzz bench clean
+
+## run: a local logd on the default data dir, with its dashboard
+run:
+	$(GO) run ./cmd/logd
+
+## demo: the same, with demo apps logging into it
+demo:
+	$(GO) run ./cmd/logd --demo
+
+## test: every test, as CI runs it (installs missing Debian packages when root)
+test: deps vet unit fuzz-short
+
+deps:
+	@./scripts/install-deps.sh $(DEB_PACKAGES)
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+## fuzz-short: every fuzz target for $(FUZZTIME) (part of make test)
+fuzz-short:
+	@./scripts/fuzz.sh $(FUZZTIME)
+
+## fuzz: every fuzz target, 10 minutes in total
+fuzz:
+	@./scripts/fuzz.sh 30s
+
+## bench: the benchmarks of BENCHMARKS.md
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+
+clean:
+	$(GO) clean -testcache
