@@ -152,7 +152,9 @@ func scanNumber(b []byte, i int) (int, error) {
 		}
 		return n
 	}
-	if digits() == 0 {
+	if i < len(b) && b[i] == '0' {
+		i++ // no leading zeros
+	} else if digits() == 0 {
 		return 0, fmt.Errorf("bad number at byte %d", start)
 	}
 	if i < len(b) && b[i] == '.' {
