@@ -30,10 +30,10 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	in       chan zmq4.Msg       // from the reader goroutine
-	changes  chan []change       // from the scanner goroutine
-	mounts   chan mount          // to the scanner
-	announce chan string         // to the scanner
+	in       chan zmq4.Msg // from the reader goroutine
+	changes  chan []change // from the scanner goroutine
+	mounts   chan mount    // to the scanner
+	announce chan string   // to the scanner
 	statsReq chan chan ServerStats
 
 	malformed atomic.Uint64
