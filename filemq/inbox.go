@@ -216,7 +216,7 @@ func (in *inbox) cacheFor() map[string]string {
 		}
 	}
 	for rel, p := range in.parts {
-		if len(rel) <= 255 && p.sha != "" && !p.failed {
+		if len(rel) <= 255 && p.sha != "" && !p.failed && p.off > 0 {
 			c[rel] = fmt.Sprintf("%s%d:%s", cachePartial, p.off, p.sha)
 		}
 	}

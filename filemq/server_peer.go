@@ -149,7 +149,6 @@ func (s *Server) reject(id []byte, reason string) {
 
 func (s *Server) handle(zm zmq4.Msg) {
 	if len(zm.Frames) != 2 {
-		s.malformed.Add(1)
 		if len(zm.Frames) > 0 {
 			s.reject(zm.Frames[0], fmt.Sprintf("expected one frame per command, got %d", len(zm.Frames)-1))
 		}
