@@ -27,6 +27,7 @@ type link struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	onRecv func(frames [][]byte)
+	onUp   func()
 	last   atomic.Int64 // unix nanoseconds of the last send
 
 	mu      sync.Mutex
@@ -37,11 +38,12 @@ type link struct {
 }
 
 // dialLink starts connecting to ep. If onRecv is set, every message
-// received from the peer is passed to it (from the link's goroutine). The
-// goroutine is counted in wg and ends when the link or parent ctx is closed.
-func dialLink(parent context.Context, wg *sync.WaitGroup, ep, id string, onRecv func(frames [][]byte)) *link {
+// received from the peer is passed to it, and onUp is called on every
+// (re)connection; both run on the link's goroutine. The goroutine is
+// counted in wg and ends when the link or parent ctx is closed.
+func dialLink(parent context.Context, wg *sync.WaitGroup, ep, id string, onRecv func(frames [][]byte), onUp func()) *link {
 	ctx, cancel := context.WithCancel(parent)
-	l := &link{ep: ep, id: id, ctx: ctx, cancel: cancel, onRecv: onRecv, up: make(chan struct{})}
+	l := &link{ep: ep, id: id, ctx: ctx, cancel: cancel, onRecv: onRecv, onUp: onUp, up: make(chan struct{})}
 	l.last.Store(time.Now().UnixNano())
 	wg.Add(1)
 	go func() {
@@ -63,6 +65,9 @@ func (l *link) run() {
 		l.sock = sock
 		close(l.up)
 		l.mu.Unlock()
+		if l.onUp != nil {
+			l.onUp()
+		}
 		for {
 			m, err := sock.Recv()
 			if l.ctx.Err() != nil {
