@@ -29,6 +29,7 @@ type actor struct {
 	beacons beaconNet
 	heard   chan heard
 	gossip  *gossip
+	known   map[uuid.UUID]knownPeer // peers learned by gossip
 }
 
 func newActor(n *Node, bn beaconNet, g *gossip) *actor {
@@ -45,6 +46,7 @@ func newActor(n *Node, bn beaconNet, g *gossip) *actor {
 		beacons:  bn,
 		heard:    make(chan heard, 64),
 		gossip:   g,
+		known:    map[uuid.UUID]knownPeer{},
 	}
 	if _, p, err := net.SplitHostPort(n.endpoint[len("tcp://"):]); err == nil {
 		v, _ := strconv.Atoi(p)

@@ -44,6 +44,7 @@ type Node struct {
 
 	// beacons, when set before Start, replaces UDP beacons (simulations).
 	beacons beaconNet
+	gossip  *gossip
 
 	cmds      chan func(*actor)
 	quit      chan struct{}
@@ -168,6 +169,7 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 		return err
 	}
+	n.gossip = g
 	a := newActor(n, bn, g)
 	inbox := make(chan inbound, 64)
 	n.wg.Add(3)
@@ -177,6 +179,10 @@ func (n *Node) Start(ctx context.Context) error {
 	if bn != nil {
 		n.wg.Add(1)
 		go func() { defer n.wg.Done(); bn.run(n.ctx, a.heard) }()
+	}
+	if g != nil {
+		n.wg.Add(1)
+		go func() { defer n.wg.Done(); g.run() }()
 	}
 	n.started = true
 	n.log.Debug().Str("uuid", n.id.String()).Str("endpoint", n.endpoint).Msg("mesh node started")
