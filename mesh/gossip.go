@@ -264,7 +264,8 @@ func (g *gossip) serve(ctx context.Context, wg *sync.WaitGroup) {
 		go func() {
 			defer wg.Done()
 			defer conn.Close()
-			r, w := bufio.NewReader(conn), bufio.NewWriter(conn)
+			cc := countedConn{conn, &g.n.stats}
+			r, w := bufio.NewReader(cc), bufio.NewWriter(cc)
 			if _, _, err := zmtpHandshake(conn, r, w, "ROUTER", nil, handshakeTimeout); err != nil {
 				g.n.stats.badConns.Add(1)
 				g.n.log.Debug().Err(err).Msg("mesh: gossip handshake failed")
@@ -282,7 +283,8 @@ func (g *gossip) dialSeed(ctx context.Context, wg *sync.WaitGroup, addr string) 
 		d := net.Dialer{Timeout: dialTimeout}
 		conn, err := d.DialContext(ctx, "tcp", addr)
 		if err == nil {
-			r, w := bufio.NewReader(conn), bufio.NewWriter(conn)
+			cc := countedConn{conn, &g.n.stats}
+			r, w := bufio.NewReader(cc), bufio.NewWriter(cc)
 			if _, _, err = zmtpHandshake(conn, r, w, "DEALER", nil, handshakeTimeout); err == nil {
 				wait = minRedial
 				g.runLink(ctx, conn, r, w, true)

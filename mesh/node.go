@@ -383,10 +383,31 @@ type Stats struct {
 	SendsDropped   uint64 // messages dropped because a peer's queue was full
 	EventsDropped  uint64 // events dropped because the Events reader was behind
 	BadGossip      uint64 // malformed gossip messages
+	BytesSent      uint64 // bytes written to peers, seeds and the beacon port
+	BytesReceived  uint64 // bytes read from peers, seeds and the beacon port
 }
 
 type counters struct {
 	badBeacons, badMessages, badConns, ignored, seqResets, sendsDropped, badGossip atomic.Uint64
+	bytesIn, bytesOut                                                            atomic.Uint64
+}
+
+// countedConn counts the bytes of a peer or gossip connection.
+type countedConn struct {
+	net.Conn
+	c *counters
+}
+
+func (cc countedConn) Read(p []byte) (int, error) {
+	n, err := cc.Conn.Read(p)
+	cc.c.bytesIn.Add(uint64(n))
+	return n, err
+}
+
+func (cc countedConn) Write(p []byte) (int, error) {
+	n, err := cc.Conn.Write(p)
+	cc.c.bytesOut.Add(uint64(n))
+	return n, err
 }
 
 // Stats returns the node's counters.
@@ -400,5 +421,7 @@ func (n *Node) Stats() Stats {
 		SendsDropped:   n.stats.sendsDropped.Load(),
 		EventsDropped:  n.evq.dropped.Load(),
 		BadGossip:      n.stats.badGossip.Load(),
+		BytesSent:      n.stats.bytesOut.Load(),
+		BytesReceived:  n.stats.bytesIn.Load(),
 	}
 }
