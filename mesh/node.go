@@ -389,7 +389,7 @@ type Stats struct {
 
 type counters struct {
 	badBeacons, badMessages, badConns, ignored, seqResets, sendsDropped, badGossip atomic.Uint64
-	bytesIn, bytesOut                                                            atomic.Uint64
+	bytesIn, bytesOut                                                              atomic.Uint64
 }
 
 // countedConn counts the bytes of a peer or gossip connection.
