@@ -22,8 +22,12 @@ import (
 // tests can kill a node for real or run one in another network namespace;
 // otherwise it runs the tests and checks that no goroutine is left behind.
 func TestMain(m *testing.M) {
-	if os.Getenv("MESH_CHILD") == "1" {
+	switch os.Getenv("MESH_CHILD") {
+	case "1":
 		runChild()
+		return
+	case "sim":
+		runSim()
 		return
 	}
 	goleak.VerifyTestMain(m)
