@@ -261,7 +261,7 @@ func (c *Client) session(endpoint string) error {
 			}
 		}
 	}()
-	defer func() { scancel(); sock.Close(); rwg.Wait() }()
+	defer func() { scancel(); sock.Close(); rwg.Wait(); drainClosed(sock) }()
 
 	s := &session{c: c, sock: sock, sent: map[string]bool{}, resyncing: map[string]bool{}}
 	if err := s.send(&Msg{Cmd: CmdOHAI}); err != nil {

@@ -21,19 +21,24 @@ type ServerConfig struct {
 	StableAge time.Duration
 	// ClientTimeout drops a client that has sent nothing for this long.
 	ClientTimeout time.Duration
+	// SendTimeout is how long one socket write may block before the server
+	// rebinds its socket (see Server for why).
+	SendTimeout time.Duration
 	// Logger receives the server's diagnostics.
 	Logger zerolog.Logger
 }
 
 // DefaultServerConfig returns working defaults: loopback on a free port,
-// 256 KiB chunks, 1 s polling, 2 s stability, 30 s client timeout.
+// 1 MiB chunks (as the reference server), 1 s polling, 2 s stability,
+// 30 s client timeout, 10 s send timeout.
 func DefaultServerConfig() ServerConfig {
 	return ServerConfig{
 		Endpoint:      "tcp://127.0.0.1:0",
-		ChunkSize:     256 << 10,
+		ChunkSize:     1 << 20,
 		PollInterval:  time.Second,
 		StableAge:     2 * time.Second,
 		ClientTimeout: 30 * time.Second,
+		SendTimeout:   10 * time.Second,
 		Logger:        zerolog.Nop(),
 	}
 }
@@ -63,12 +68,12 @@ type ClientConfig struct {
 	Logger zerolog.Logger
 }
 
-// DefaultClientConfig returns working defaults for an inbox: 4 MiB credit,
+// DefaultClientConfig returns working defaults for an inbox: 8 MiB credit,
 // 1 s heartbeat, 5 s timeout, 64 GiB largest file, 3 retries.
 func DefaultClientConfig(inbox string) ClientConfig {
 	return ClientConfig{
 		Inbox:       inbox,
-		Credit:      4 << 20,
+		Credit:      8 << 20,
 		Heartbeat:   time.Second,
 		Timeout:     5 * time.Second,
 		MaxFileSize: 64 << 30,

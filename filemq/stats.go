@@ -19,9 +19,10 @@ type ClientShipping struct {
 
 // ServerStats is a snapshot of a Server, for status commands and dashboards.
 type ServerStats struct {
-	Files     int              `json:"files"` // files published
-	Bytes     int64            `json:"bytes"` // their total size
-	Malformed uint64           `json:"malformed"`
+	Files     int              `json:"files"`     // files published
+	Bytes     int64            `json:"bytes"`     // their total size
+	Malformed uint64           `json:"malformed"` // commands refused with RTFM
+	Restarts  uint64           `json:"restarts"`  // socket rebinds after a blocked send
 	Clients   []ClientShipping `json:"clients"`
 }
 
@@ -37,7 +38,7 @@ func (s *Server) Stats() (ServerStats, error) {
 }
 
 func (s *Server) stats() ServerStats {
-	st := ServerStats{Files: len(s.files), Malformed: s.malformed.Load()}
+	st := ServerStats{Files: len(s.files), Malformed: s.malformed.Load(), Restarts: s.restarts.Load()}
 	for _, f := range s.files {
 		st.Bytes += f.size
 	}
