@@ -230,7 +230,8 @@ func (c *Client) session(endpoint string) error {
 	id := make([]byte, 16)
 	rand.Read(id)
 	sock := zmq4.NewDealer(sctx, zmq4.WithID(zmq4.SocketIdentity(id)),
-		zmq4.WithDialerMaxRetries(-1), zmq4.WithLogger(discardStdLogger()))
+		zmq4.WithDialerMaxRetries(-1), zmq4.WithDialerTimeout(c.cfg.Timeout),
+		zmq4.WithLogger(discardStdLogger()))
 	defer sock.Close()
 	// zmq4's Dial blocks, retrying, until it connects: Close must be able to stop it.
 	stop := context.AfterFunc(c.ctx, scancel)

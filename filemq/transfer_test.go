@@ -11,8 +11,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(helperEnv) != "" {
+	switch {
+	case os.Getenv(helperEnv) != "":
 		helperMain()
+		return
+	case os.Getenv(serverHelperEnv) != "":
+		serverHelperMain()
 		return
 	}
 	goleak.VerifyTestMain(m)
