@@ -58,8 +58,9 @@ type ClientConfig struct {
 	Timeout time.Duration
 	// MaxFileSize refuses files the server declares (or sends) larger than this.
 	MaxFileSize int64
-	// MaxRetries is how many times a file failing its checksum is
-	// requested again within a session before it is given up.
+	// MaxRetries is how many times one version of a file failing its
+	// checksum is requested again before the client gives up on it (until
+	// the server publishes another version or the client restarts).
 	MaxRetries int
 	// KeepDeleted keeps inbox files whose source was deleted on the server
 	// (archive collection wants this); false mirrors deletes as RFC 35 does.
