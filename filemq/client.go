@@ -325,8 +325,11 @@ func (s *session) send(m *Msg) error {
 }
 
 func (s *session) icanhaz(sub string) error {
-	return s.send(&Msg{Cmd: CmdICANHAZ, Path: sub,
-		Options: map[string]string{optResync: "1"}, Cache: s.c.in.cacheFor()})
+	opts := map[string]string{optResync: "1"}
+	if s.c.cfg.Name != "" {
+		opts[optClient] = s.c.cfg.Name
+	}
+	return s.send(&Msg{Cmd: CmdICANHAZ, Path: sub, Options: opts, Cache: s.c.in.cacheFor()})
 }
 
 func (s *session) subscribeAll() error {

@@ -21,6 +21,12 @@ type ServerConfig struct {
 	StableAge time.Duration
 	// ClientTimeout drops a client that has sent nothing for this long.
 	ClientTimeout time.Duration
+	// Map, when set, decides which files of a published tree are published
+	// and under which relative virtual path: it gets the file's path
+	// relative to the published directory (slash-separated) and returns the
+	// path to publish it under, relative to the alias, or false to skip the
+	// file. logd uses it to publish only rotated archives, by service.
+	Map func(rel string) (string, bool)
 	// SendTimeout is how long one socket write may block before the server
 	// rebinds its socket (see Server for why).
 	SendTimeout time.Duration
@@ -65,6 +71,9 @@ type ClientConfig struct {
 	// KeepDeleted keeps inbox files whose source was deleted on the server
 	// (archive collection wants this); false mirrors deletes as RFC 35 does.
 	KeepDeleted bool
+	// Name identifies the client in the server's Stats (sent as the
+	// ICANHAZ option X-CLIENT).
+	Name string
 	// Logger receives the client's diagnostics.
 	Logger zerolog.Logger
 }
@@ -86,6 +95,7 @@ func DefaultClientConfig(inbox string) ClientConfig {
 // Extension headers and options; see doc.go.
 const (
 	optResync    = "RESYNC"
+	optClient    = "X-CLIENT"
 	hdrSHA256    = "X-SHA256"
 	hdrSize      = "X-SIZE"
 	hdrCRC32C    = "X-CRC32C"

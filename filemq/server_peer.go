@@ -30,6 +30,7 @@ type job struct {
 // peer is the server's state for one connected client.
 type peer struct {
 	id       []byte
+	name     string // X-CLIENT option, if the client sent one
 	subs     []string
 	credit   int64
 	granted  uint64
@@ -236,6 +237,9 @@ func (s *Server) handle(zm zmq4.Msg) {
 		}
 		if !containsString(p.subs, sub) {
 			p.subs = append(p.subs, sub)
+		}
+		if n := m.Options[optClient]; n != "" && len(n) <= 255 {
+			p.name = n
 		}
 		if m.Options[optResync] == "1" {
 			s.resync(p, sub, m.Cache)

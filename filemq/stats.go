@@ -4,7 +4,8 @@ import "sort"
 
 // ClientShipping is the server's view of one connected client.
 type ClientShipping struct {
-	ID            string   `json:"id"` // hex identity of the client's socket
+	ID            string   `json:"id"`             // hex identity of the client's socket
+	Name          string   `json:"name,omitempty"` // the client's X-CLIENT option
 	Subscriptions []string `json:"subscriptions"`
 	Granted       uint64   `json:"granted"`       // credit granted in total (bytes)
 	Sent          uint64   `json:"sent"`          // file bytes sent in total; never above Granted
@@ -44,7 +45,7 @@ func (s *Server) stats() ServerStats {
 	}
 	for _, p := range s.clients {
 		c := ClientShipping{
-			ID: hexID(p.id), Subscriptions: append([]string(nil), p.subs...),
+			ID: hexID(p.id), Name: p.name, Subscriptions: append([]string(nil), p.subs...),
 			Granted: p.granted, Sent: p.sent, Credit: p.credit, ShippedFiles: p.files,
 			PendingFiles: len(p.queue),
 		}
