@@ -160,7 +160,7 @@ func TestArchiveMap(t *testing.T) {
 		"api.log":                                 "",
 		".api-2026-11-27T04-00-00.000.log.gz.tmp": "",
 		".hidden/api-2026-11-27T04-00-00.000.log": "",
-		"notes.txt":                               "",
+		"notes.txt": "",
 	}
 	for rel, want := range cases {
 		got, ok := archiveMap(rel)
