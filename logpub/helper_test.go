@@ -1,0 +1,3 @@
+package logpub
+
+func runHelperProcess() bool { return false }
