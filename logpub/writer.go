@@ -161,6 +161,7 @@ type Writer struct {
 	stats     WriterStats
 	unsentDrp uint64 // dropped events not yet reported in a "dropped" event
 	ackedSeq  uint64 // highest sequence logd acknowledged
+	idle      bool   // the sender waits for a wake-up: only then is one sent
 
 	wake   chan struct{}
 	ctx    context.Context
@@ -208,10 +209,16 @@ func (w *Writer) WriteLevel(level zerolog.Level, p []byte) (int, error) {
 		w.stats.Dropped++
 		w.unsentDrp++
 	}
+	// Waking a parked goroutine costs more than queuing the event: only do
+	// it when the sender sleeps; a busy sender picks the event up anyway.
+	wake := w.idle
+	w.idle = false
 	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
+	if wake {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
 	}
 	return len(p), nil
 }
@@ -482,11 +489,15 @@ func (w *Writer) serve(conn net.Conn) {
 		clear(w.ready)
 		w.ready = w.ready[:0]
 		w.inflight = append(w.inflight, batch...)
+		w.idle = len(batch) == 0
 		w.mu.Unlock()
-		if !w.send(conn, batch) {
-			return
+		if len(batch) > 0 {
+			if !w.send(conn, batch) {
+				return
+			}
+			clear(batch)
+			continue
 		}
-		clear(batch)
 		select {
 		case <-w.wake:
 		case <-dead:
