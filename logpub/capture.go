@@ -1,6 +1,7 @@
 package logpub
 
 import (
+	"bytes"
 	"compress/gzip"
 	"fmt"
 	"io"
@@ -105,16 +106,42 @@ func (c *capture) file(key string) *capFile {
 	return f
 }
 
-// write appends lines (whole events) of one service.
+// write appends lines (whole events) of one service, rotating between
+// events so that no file grows beyond MaxSize (unless one event does).
 func (c *capture) write(service string, p []byte) error {
 	f := c.file(c.keyFor(service))
-	// lumberjack names backups by the millisecond: two rotations within one
-	// would collide, so a file may overshoot MaxSize for that long.
-	if f.size > 0 && f.size+int64(len(p)) > c.cfg.MaxSize && time.Since(f.lastRotate) > 2*time.Millisecond {
-		if err := c.rotate(f); err != nil {
-			return err
+	for len(p) > 0 {
+		room := c.cfg.MaxSize - f.size
+		if int64(len(p)) <= room {
+			return c.writeFile(f, p)
+		}
+		cut := 0
+		if room > 0 {
+			cut = bytes.LastIndexByte(p[:room], '\n') + 1
+		}
+		if cut == 0 && f.size == 0 {
+			// A single event larger than MaxSize gets a file of its own.
+			cut = bytes.IndexByte(p, '\n') + 1
+			if cut == 0 {
+				cut = len(p)
+			}
+		}
+		if cut > 0 {
+			if err := c.writeFile(f, p[:cut]); err != nil {
+				return err
+			}
+			p = p[cut:]
+		}
+		if len(p) > 0 {
+			if err := c.rotate(f); err != nil {
+				return err
+			}
 		}
 	}
+	return nil
+}
+
+func (c *capture) writeFile(f *capFile, p []byte) error {
 	n, err := f.lj.Write(p)
 	f.size += int64(n)
 	if err != nil {
@@ -124,6 +151,11 @@ func (c *capture) write(service string, p []byte) error {
 }
 
 func (c *capture) rotate(f *capFile) error {
+	// lumberjack names backups by the millisecond: two rotations within one
+	// would give the same name, the second overwriting the first.
+	if d := time.Since(f.lastRotate); d < 2*time.Millisecond {
+		time.Sleep(2*time.Millisecond - d)
+	}
 	if err := f.lj.Rotate(); err != nil {
 		return fmt.Errorf("logpub: rotate %s: %w", f.lj.Filename, err)
 	}
@@ -136,7 +168,7 @@ func (c *capture) rotate(f *capFile) error {
 // rotateAll rotates every non-empty capture file (time rotation).
 func (c *capture) rotateAll() {
 	for _, f := range c.files {
-		if f.size == 0 || time.Since(f.lastRotate) <= 2*time.Millisecond {
+		if f.size == 0 {
 			continue
 		}
 		if err := c.rotate(f); err != nil {

@@ -35,6 +35,11 @@ type options struct {
 	connect  listFlag
 	wait     time.Duration
 
+	beaconPort int
+	iface      string
+	broadcast  string
+	bind       string
+
 	minLevel  zerolog.Level
 	grepRE    *regexp.Regexp
 	excludeRE *regexp.Regexp
@@ -89,6 +94,10 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	fs.IntVar(&o.count, "count", 0, "exit after printing this many events (0 = no limit)")
 	fs.StringVar(&o.join, "join", "", "mesh gossip seed host:port, where UDP beacons do not reach")
 	fs.Var(&o.connect, "connect", "tail these logd publish endpoints directly, without the mesh (e.g. tcp://10.0.0.5:40123; comma-separated or repeated)")
+	fs.IntVar(&o.beaconPort, "beacon-port", 5670, "UDP port of the mesh's ZRE beacons (0: gossip through --join only)")
+	fs.StringVar(&o.iface, "interface", "", "network interface for the mesh (default: first up IPv4 interface)")
+	fs.StringVar(&o.broadcast, "broadcast", "", "address beacons are sent to (default: the interface's subnet broadcast)")
+	fs.StringVar(&o.bind, "bind", "", "host logtail's mesh mailbox binds to (default 0.0.0.0)")
 	fs.DurationVar(&o.wait, "wait", 2*time.Second, "without --follow: how long to look for logds on the mesh before querying")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)

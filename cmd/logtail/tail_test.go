@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 	case "app":
 		os.Exit(helperApp())
 	case "logtail":
-		os.Exit(run(context.Background(), os.Args[3:], os.Stdout, os.Stderr, os.Getenv))
+		os.Exit(runMain(os.Args[3:]))
 	}
 	goleak.VerifyTestMain(m)
 }
