@@ -2,8 +2,10 @@ package logpub
 
 import (
 	"bytes"
+	"encoding/json"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
@@ -107,6 +109,18 @@ func FuzzDecodeAckEnd(f *testing.F) {
 		e, errE := decodeEnd(body)
 		if (errA == nil) != (len(body) == 8) || (errE == nil) != (len(body) == 8) || a != e {
 			t.Fatalf("ack/end disagree on %x", body)
+		}
+	})
+}
+
+// FuzzValidJSON checks the hub's JSON validator against encoding/json.
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range []string{`{"level":"info","n":-1.5e+3,"a":[true,false,null,{}],"s":"\u00e9\n"}`, `{"a":}`, `{"a":01}`, `[1,]`, `"\x01"`, `{"a":"\q"}`, ` {} `, `-`, `1.`, `1e`, `{"a" 1}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := validJSON(b), json.Valid(b); got != want && utf8.Valid(b) {
+			t.Fatalf("validJSON(%q) = %v, encoding/json says %v", b, got, want)
 		}
 	})
 }

@@ -52,7 +52,11 @@ func startHubProcess(t testing.TB, writerEP, captureDir string, extraEnv ...stri
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "LOGPUB_HELPER=hub", "LOGPUB_HELPER_WRITER="+writerEP, "LOGPUB_HELPER_CAPTURE="+captureDir)
-	cmd.Env = append(cmd.Env, extraEnv...)
+	for _, e := range extraEnv {
+		if e != "" {
+			cmd.Env = append(cmd.Env, e)
+		}
+	}
 	cmd.Stderr = os.Stderr
 	stdin, _ := cmd.StdinPipe()
 	out, _ := cmd.StdoutPipe()

@@ -16,7 +16,7 @@ func newRing(maxEvents, maxBytes int) *ring {
 	return &ring{maxEvents: maxEvents, maxBytes: maxBytes, buf: make([]*Event, 0, min(maxEvents, 1024))}
 }
 
-func (r *ring) cost(e *Event) int { return len(e.Line) + len(e.Service) + 64 }
+func (r *ring) cost(e *Event) int { return len(e.Line) + len(e.Service) + 128 } // 128: the Event itself
 
 func (r *ring) add(e *Event) {
 	if r.maxEvents <= 0 {

@@ -72,8 +72,8 @@ func logpubFlagsRegister(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxBackups, "max-backups", 0, "rotated files kept per capture file (0 keeps all)")
 	fs.DurationVar(&f.maxAge, "max-age", 0, "remove rotated files older than this, rounded up to days (0 keeps all)")
 	fs.BoolVar(&f.noCompress, "no-compress", false, "keep rotated capture files uncompressed")
-	fs.IntVar(&f.ringEvents, "ring-events", 100_000, "events kept in memory for logtail --since")
-	fs.IntVar(&f.ringMB, "ring-mb", 32, "MiB kept in memory for logtail --since")
+	fs.IntVar(&f.ringEvents, "ring-events", 50_000, "events kept in memory for logtail --since")
+	fs.IntVar(&f.ringMB, "ring-mb", 16, "MiB kept in memory for logtail --since")
 	fs.StringVar(&f.writerEndpoint, "writer-endpoint", logpub.DefaultWriterEndpoint, "where local apps' logpub writers connect (\"\" disables)")
 	fs.StringVar(&f.pubBind, "pub-bind", "tcp://0.0.0.0:0", "where logtail and other logds subscribe; advertised as X-LOGD-PUB")
 }
