@@ -113,6 +113,12 @@ func (c *Client) connect() {
 		}
 		return
 	}
+	if c.ctx.Err() != nil {
+		// zmq4: a Dial that completes while Close runs adds a connection
+		// Close did not see; close the socket again so it does not leak.
+		c.sock.Close()
+		return
+	}
 	c.poke()
 	c.recvLoop()
 }

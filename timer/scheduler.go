@@ -208,7 +208,8 @@ func (s *Service) fireDue(now time.Time) []Fire {
 			if cluster && !leader {
 				continue // the leader fires it; its FIRED tells us
 			}
-			f := Fire{Name: e.rec.Spec.Name, At: occ, FiredAt: now, Late: now.Sub(occ) > s.cfg.LateAfter,
+			late := now.Sub(occ) > s.cfg.LateAfter || (cluster && occ.Before(s.leaderSince))
+			f := Fire{Name: e.rec.Spec.Name, At: occ, FiredAt: now, Late: late,
 				Node: s.self, Scope: e.rec.Spec.Scope, Payload: e.rec.Spec.Payload}
 			fires = append(fires, f)
 			e.fires++
@@ -232,6 +233,7 @@ func (s *Service) fireDue(now time.Time) []Fire {
 // takeOverLocked restarts every cluster schedule from its last occurrence
 // fired in the mesh (at most CatchUp ago), so the gap is fired, late, once.
 func (s *Service) takeOverLocked(now time.Time) {
+	s.leaderSince = now
 	for _, e := range s.entries {
 		if e.rec.Deleted || e.rec.Spec.Scope != ScopeCluster {
 			continue

@@ -141,10 +141,13 @@ type Service struct {
 	entries map[string]*entry
 	dirty   bool
 	leader  bool
-	peers   map[uuid.UUID]*peer
-	recent  []Fire // ring of the latest fires, for Snapshot
-	ticks   []tickStats
-	stats   counters
+	// leaderSince is when this node took over cluster schedules; their
+	// occurrences before it are fired late (catch-up).
+	leaderSince time.Time
+	peers       map[uuid.UUID]*peer
+	recent      []Fire // ring of the latest fires, for Snapshot
+	ticks       []tickStats
+	stats       counters
 }
 
 type client struct {

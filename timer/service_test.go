@@ -211,6 +211,18 @@ func TestStuckClientDoesNotStallOthers(t *testing.T) {
 		}
 		prev = tk
 	}
+	// The stuck client was sent exactly one window of ticks. Read them:
+	// zmq4's reader goroutine blocks for good on a full queue otherwise,
+	// even after Close.
+	for i := 0; i < cfg.Window; i++ {
+		m, err := stuck.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tk, err := decodeMessage(m.Frames[0]); err != nil || tk.Type != msgTick || tk.Seq != uint64(i+1) {
+			t.Fatalf("message %d to the stuck client: %+v, %v", i, tk, err)
+		}
+	}
 }
 
 // TestBadFramesKeepServing sends malformed and unexpected frames; each is
