@@ -1,0 +1,123 @@
+package curve
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-zeromq/zmq4"
+	"go.uber.org/goleak"
+)
+
+// leakCheck verifies, after every other cleanup, that no goroutine is left.
+func leakCheck(t *testing.T) {
+	t.Helper()
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+}
+
+func mustKeys(t testing.TB) KeyPair {
+	t.Helper()
+	kp, err := GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp
+}
+
+// listenRouter starts a CURVE ROUTER on an ephemeral loopback port.
+func listenRouter(t testing.TB, ctx context.Context, sec zmq4.Security) (zmq4.Socket, string) {
+	t.Helper()
+	r := zmq4.NewRouter(ctx, zmq4.WithSecurity(sec), zmq4.WithID(zmq4.SocketIdentity("router")),
+		zmq4.WithLogger(log.New(io.Discard, "", 0))) // zmq4 logs each refused handshake
+	t.Cleanup(func() { _ = r.Close() })
+	if err := r.Listen(Scheme + "://127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	return r, "tcp://" + r.Addr().String()
+}
+
+func newDealer(t testing.TB, ctx context.Context, sec zmq4.Security, id string) zmq4.Socket {
+	t.Helper()
+	d := zmq4.NewDealer(ctx, zmq4.WithSecurity(sec), zmq4.WithID(zmq4.SocketIdentity(id)),
+		zmq4.WithDialerMaxRetries(1), zmq4.WithDialerRetry(50*time.Millisecond))
+	t.Cleanup(func() { _ = d.Close() })
+	return d
+}
+
+// recvTimeout receives with a deadline: zmq4 has no Recv timeout, so a
+// goroutine receives and the socket is closed by the cleanup if needed.
+func recvTimeout(t testing.TB, s zmq4.Socket, d time.Duration) (zmq4.Msg, error) {
+	t.Helper()
+	type res struct {
+		m   zmq4.Msg
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() { m, err := s.Recv(); ch <- res{m, err} }()
+	select {
+	case r := <-ch:
+		return r.m, r.err
+	case <-time.After(d):
+		_ = s.Close()
+		<-ch
+		return zmq4.Msg{}, errors.New("recv timeout")
+	}
+}
+
+func TestDealerRouterRoundTrip(t *testing.T) {
+	leakCheck(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv, cli := mustKeys(t), mustKeys(t)
+	ssec := NewServer(srv, NewAllowList(cli.Public).Authorize)
+	router, ep := listenRouter(t, ctx, ssec)
+	csec := NewClient(cli, srv.Public)
+	dealer := newDealer(t, ctx, csec, "dealer-1")
+	if err := dealer.Dial(Endpoint(ep)); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("x", 70000)
+	for i, frames := range [][]string{{"hello"}, {"multi", "", "part", big}} {
+		msg := zmq4.NewMsgFromString(frames)
+		if err := dealer.Send(msg); err != nil {
+			t.Fatal(err)
+		}
+		got, err := recvTimeout(t, router, 5*time.Second)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		want := append([]string{"dealer-1"}, frames...)
+		if len(got.Frames) != len(want) {
+			t.Fatalf("message %d: got %d frames, want %d", i, len(got.Frames), len(want))
+		}
+		for j := range want {
+			if string(got.Frames[j]) != want[j] {
+				t.Fatalf("message %d frame %d: got %.20q, want %.20q", i, j, got.Frames[j], want[j])
+			}
+		}
+	}
+	// Reply through the ROUTER (SendMulti path) to the dealer.
+	if err := router.Send(zmq4.NewMsgFrom([]byte("dealer-1"), []byte("re"), []byte(big))); err != nil {
+		t.Fatal(err)
+	}
+	got, err := recvTimeout(t, dealer, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Frames) != 2 || string(got.Frames[0]) != "re" || string(got.Frames[1]) != big {
+		t.Fatalf("reply: got %d frames", len(got.Frames))
+	}
+	if st := ssec.Stats(); st.Handshakes != 1 || st.Failures != 0 || st.BadMessages != 0 {
+		t.Fatalf("server stats %+v", st)
+	}
+	if st := csec.Stats(); st.Handshakes != 1 {
+		t.Fatalf("client stats %+v", st)
+	}
+	_ = dealer.Close()
+	_ = router.Close()
+	cancel()
+}
