@@ -121,3 +121,84 @@ func TestDealerRouterRoundTrip(t *testing.T) {
 	_ = router.Close()
 	cancel()
 }
+
+func TestWrongServerKeyRefused(t *testing.T) {
+	leakCheck(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv, cli, other := mustKeys(t), mustKeys(t), mustKeys(t)
+	ssec := NewServer(srv, NewAllowList(cli.Public).Authorize)
+	_, ep := listenRouter(t, ctx, ssec)
+	csec := NewClient(cli, other.Public)
+	if err := newDealer(t, ctx, csec, "d").Dial(Endpoint(ep)); err == nil {
+		t.Fatal("dial with a wrong server key succeeded")
+	}
+	waitStats(t, ssec, func(s Stats) bool { return s.Failures == 1 && s.Handshakes == 0 })
+	if st := csec.Stats(); st.Failures != 1 || st.Handshakes != 0 {
+		t.Fatalf("client stats %+v", st)
+	}
+}
+
+func TestClientNotInAllowListRefused(t *testing.T) {
+	leakCheck(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv, cli, stranger := mustKeys(t), mustKeys(t), mustKeys(t)
+	ssec := NewServer(srv, NewAllowList(cli.Public).Authorize)
+	router, ep := listenRouter(t, ctx, ssec)
+	err := newDealer(t, ctx, NewClient(stranger, srv.Public), "stranger").Dial(Endpoint(ep))
+	if !errors.Is(err, ErrRefused) {
+		t.Fatalf("dial with a key outside the allow-list: %v, want ErrRefused", err)
+	}
+	waitStats(t, ssec, func(s Stats) bool { return s.Unauthorized == 1 && s.Handshakes == 0 })
+	// The server keeps serving admitted clients.
+	d := newDealer(t, ctx, NewClient(cli, srv.Public), "friend")
+	if err := d.Dial(Endpoint(ep)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Send(zmq4.NewMsgString("hi")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := recvTimeout(t, router, 5*time.Second)
+	if err != nil || string(m.Frames[0]) != "friend" {
+		t.Fatalf("router got %q, %v", m.Frames, err)
+	}
+}
+
+func TestNoDowngradeNoMisuse(t *testing.T) {
+	leakCheck(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv, cli := mustKeys(t), mustKeys(t)
+	_, ep := listenRouter(t, ctx, NewServer(srv, nil))
+	quiet := zmq4.WithLogger(log.New(io.Discard, "", 0))
+
+	// A NULL peer is refused at the greeting: no fallback to NULL.
+	null := zmq4.NewDealer(ctx, zmq4.WithDialerMaxRetries(0), quiet)
+	defer null.Close()
+	if err := null.Dial(ep); err == nil {
+		t.Fatal("NULL dealer connected to a CURVE router")
+	}
+	// A curve Security on a plain tcp:// endpoint fails clearly.
+	plain := newDealer(t, ctx, NewClient(cli, srv.Public), "plain")
+	if err := plain.Dial(ep); !errors.Is(err, ErrTransport) {
+		t.Fatalf("curve Security on tcp://: %v, want ErrTransport", err)
+	}
+	// A NULL socket on a curve+tcp:// endpoint too.
+	wrong := zmq4.NewDealer(ctx, zmq4.WithDialerMaxRetries(0), quiet)
+	defer wrong.Close()
+	if err := wrong.Dial(Endpoint(ep)); !errors.Is(err, ErrTransport) {
+		t.Fatalf("NULL socket on curve+tcp://: %v, want ErrTransport", err)
+	}
+}
+
+func waitStats(t *testing.T, s *Security, ok func(Stats) bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !ok(s.Stats()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v", s.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
