@@ -144,13 +144,44 @@ func (s *Security) Handshake(conn *zmq4.Conn, _ bool) error {
 		s.failures.Add(1)
 		return err
 	}
-	_ = wc.SetDeadline(s.opts.now().Add(s.opts.handshakeTimeout))
 	local, err := conn.Meta.MarshalZMTP()
+	if err != nil {
+		_ = wc.Close()
+		return fmt.Errorf("curve: local metadata: %w", err)
+	}
+	_, meta, err := s.handshake(wc, local)
+	if err != nil {
+		return err
+	}
+	// handshake has checked with parseMetadata every bound zmq4's parser
+	// relies on.
+	if err := conn.Peer.Meta.UnmarshalZMTP(meta); err != nil {
+		_ = wc.Close()
+		return fmt.Errorf("curve: metadata from %s: %w", wc.RemoteAddr(), err)
+	}
+	return nil
+}
+
+// handshake runs the CURVE commands on wc, after the greeting, and switches
+// wc to MESSAGE framing. It returns the peer's long-term key and metadata.
+// On failure it closes wc.
+func (s *Security) handshake(wc *wireConn, local []byte) (PublicKey, []byte, error) {
+	_ = wc.SetDeadline(s.opts.now().Add(s.opts.handshakeTimeout))
+	var (
+		peer PublicKey
+		meta []byte
+		sess *session
+		err  error
+	)
+	if s.server {
+		peer, meta, sess, err = s.serverHandshake(wc, local)
+	} else {
+		peer = s.serverKey
+		meta, sess, err = s.clientHandshake(wc, local)
+	}
 	if err == nil {
-		if s.server {
-			err = s.serverHandshake(conn, wc, local)
-		} else {
-			err = s.clientHandshake(conn, wc, local)
+		if _, perr := parseMetadata(meta); perr != nil {
+			err = fmt.Errorf("curve: metadata from %s: %w", wc.RemoteAddr(), perr)
 		}
 	}
 	if err != nil {
@@ -159,92 +190,82 @@ func (s *Security) Handshake(conn *zmq4.Conn, _ bool) error {
 		}
 		s.opts.log.Debug().Err(err).Stringer("remote", wc.RemoteAddr()).Msg("curve handshake failed")
 		_ = wc.Close() // zmq4 does not close a connection whose handshake failed
-		return err
+		return PublicKey{}, nil, err
 	}
+	wc.establish(sess, s)
 	s.handshakes.Add(1)
-	return nil
+	return peer, meta, nil
 }
 
-func (s *Security) clientHandshake(conn *zmq4.Conn, wc *wireConn, local []byte) error {
+func (s *Security) clientHandshake(wc *wireConn, local []byte) ([]byte, *session, error) {
 	ch, err := newClientHandshake(s.long, s.serverKey, s.opts.rand)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if err := wc.writeCommand(ch.hello()); err != nil {
-		return fmt.Errorf("curve: send HELLO to %s: %w", wc.RemoteAddr(), err)
+		return nil, nil, fmt.Errorf("curve: send HELLO to %s: %w", wc.RemoteAddr(), err)
 	}
 	cmd, err := wc.readCommand()
 	if err != nil {
-		return fmt.Errorf("curve: read WELCOME from %s: %w", wc.RemoteAddr(), err)
+		return nil, nil, fmt.Errorf("curve: read WELCOME from %s: %w", wc.RemoteAddr(), err)
 	}
 	if hasName(cmd, cmdError) {
 		_, _, err := ch.ready(cmd)
-		return fmt.Errorf("curve: HELLO to %s: %w", wc.RemoteAddr(), err)
+		return nil, nil, fmt.Errorf("curve: HELLO to %s: %w", wc.RemoteAddr(), err)
 	}
 	init, err := ch.initiate(cmd, local, s.opts.rand)
 	if err != nil {
-		return fmt.Errorf("curve: WELCOME from %s: %w", wc.RemoteAddr(), err)
+		return nil, nil, fmt.Errorf("curve: WELCOME from %s: %w", wc.RemoteAddr(), err)
 	}
 	if err := wc.writeCommand(init); err != nil {
-		return fmt.Errorf("curve: send INITIATE to %s: %w", wc.RemoteAddr(), err)
+		return nil, nil, fmt.Errorf("curve: send INITIATE to %s: %w", wc.RemoteAddr(), err)
 	}
 	if cmd, err = wc.readCommand(); err != nil {
-		return fmt.Errorf("curve: read READY from %s: %w", wc.RemoteAddr(), err)
+		return nil, nil, fmt.Errorf("curve: read READY from %s: %w", wc.RemoteAddr(), err)
 	}
 	meta, sess, err := ch.ready(cmd)
 	if err != nil {
-		return fmt.Errorf("curve: READY from %s: %w", wc.RemoteAddr(), err)
+		return nil, nil, fmt.Errorf("curve: READY from %s: %w", wc.RemoteAddr(), err)
 	}
-	return s.finish(conn, wc, meta, sess)
+	return meta, sess, nil
 }
 
-func (s *Security) serverHandshake(conn *zmq4.Conn, wc *wireConn, local []byte) error {
+func (s *Security) serverHandshake(wc *wireConn, local []byte) (PublicKey, []byte, *session, error) {
 	hs := &serverHandshake{long: s.long, cookies: s.cookies, rand: s.opts.rand}
+	fail := func(format string, err error) (PublicKey, []byte, *session, error) {
+		return PublicKey{}, nil, nil, fmt.Errorf(format, wc.RemoteAddr(), err)
+	}
 	cmd, err := wc.readCommand()
 	if err != nil {
-		return fmt.Errorf("curve: read HELLO from %s: %w", wc.RemoteAddr(), err)
+		return fail("curve: read HELLO from %s: %w", err)
 	}
 	wel, err := hs.welcome(cmd)
 	if err != nil {
-		return fmt.Errorf("curve: HELLO from %s: %w", wc.RemoteAddr(), err)
+		return fail("curve: HELLO from %s: %w", err)
 	}
 	if err := wc.writeCommand(wel); err != nil {
-		return fmt.Errorf("curve: send WELCOME to %s: %w", wc.RemoteAddr(), err)
+		return fail("curve: send WELCOME to %s: %w", err)
 	}
 	if cmd, err = wc.readCommand(); err != nil {
-		return fmt.Errorf("curve: read INITIATE from %s: %w", wc.RemoteAddr(), err)
+		return fail("curve: read INITIATE from %s: %w", err)
 	}
 	client, meta, err := hs.initiate(cmd)
 	if err != nil {
-		return fmt.Errorf("curve: INITIATE from %s: %w", wc.RemoteAddr(), err)
+		return fail("curve: INITIATE from %s: %w", err)
 	}
 	if s.authorize != nil {
 		if aerr := s.authorize(client, wc.RemoteAddr()); aerr != nil {
 			s.unauthorized.Add(1)
 			s.opts.log.Warn().Stringer("key", client).Stringer("remote", wc.RemoteAddr()).Err(aerr).Msg("curve client refused")
 			_ = wc.writeCommand(encodeError("not authorized"))
-			return fmt.Errorf("%w: %s from %s: %w", ErrUnauthorized, client, wc.RemoteAddr(), aerr)
+			return PublicKey{}, nil, nil, fmt.Errorf("%w: %s from %s: %w", ErrUnauthorized, client, wc.RemoteAddr(), aerr)
 		}
 	}
 	rdy, sess := hs.ready(local)
 	if err := wc.writeCommand(rdy); err != nil {
-		return fmt.Errorf("curve: send READY to %s: %w", wc.RemoteAddr(), err)
+		return fail("curve: send READY to %s: %w", err)
 	}
-	return s.finish(conn, wc, meta, sess)
-}
-
-// finish checks the peer's metadata, hands it to zmq4 and switches the
-// connection to MESSAGE framing.
-func (s *Security) finish(conn *zmq4.Conn, wc *wireConn, meta []byte, sess *session) error {
-	if _, err := parseMetadata(meta); err != nil {
-		return fmt.Errorf("curve: metadata from %s: %w", wc.RemoteAddr(), err)
-	}
-	// parseMetadata has checked every bound zmq4's parser relies on.
-	if err := conn.Peer.Meta.UnmarshalZMTP(meta); err != nil {
-		return fmt.Errorf("curve: metadata from %s: %w", wc.RemoteAddr(), err)
-	}
-	wc.establish(sess, s)
-	return nil
+	return client, meta, sess, nil
 }
 
 // zmq4 v0.17.0 gives a Security only the *zmq4.Conn, never its net.Conn.

@@ -91,7 +91,10 @@ func (l listener) Accept() (net.Conn, error) {
 	return newWireConn(nc), nil
 }
 
-const greetingSize = 64
+const (
+	greetingSize = 64
+	keepBuffer   = 1 << 20 // larger frame buffers are not kept for reuse
+)
 
 // wireConn is a curve+tcp connection. Until the handshake ends it passes
 // the ZMTP greeting through and lets the Security exchange commands; then
@@ -206,6 +209,9 @@ func (c *wireConn) Read(p []byte) (int, error) {
 }
 
 func (c *wireConn) nextFrame() error {
+	if cap(c.rbuf) > keepBuffer || cap(c.rplain) > keepBuffer {
+		c.rbuf, c.rplain = nil, nil // do not keep a rare huge frame's memory
+	}
 	_, body, err := readFrame(c.br, c.rbuf, c.maxFrame)
 	if err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || !isProtocol(err) {
@@ -305,7 +311,7 @@ func (c *wireConn) write(p []byte) (int, error) {
 			c.wstate = wsBody
 			if c.wremain == 0 {
 				if err := c.sendFrame(); err != nil {
-					return n - len(p), err
+					return 0, err
 				}
 			}
 		case wsBody:
@@ -318,10 +324,13 @@ func (c *wireConn) write(p []byte) (int, error) {
 			c.wremain -= uint64(k)
 			if c.wremain == 0 {
 				if err := c.sendFrame(); err != nil {
-					return n - len(p), err
+					return 0, err
 				}
 			}
 		}
+	}
+	if err := c.flush(); err != nil {
+		return 0, err
 	}
 	return n, nil
 }
@@ -348,16 +357,29 @@ func (c *wireConn) writeGreeting(p []byte) (int, error) {
 	return k, nil
 }
 
+// sendFrame seals the assembled frame into c.wout; write sends c.wout once
+// per call, so a caller that writes many frames at once (a bufio.Writer)
+// gets one TCP write for them all.
 func (c *wireConn) sendFrame() error {
 	c.wstate = wsFlags
 	size := len(cmdMessage) + shortNonceSz + len(c.wplain) + boxOverhead
-	out := appendFrameHeader(c.wout[:0], 0, size)
-	out, err := c.sess.seal(out, c.wplain)
+	out, err := c.sess.seal(appendFrameHeader(c.wout, 0, size), c.wplain)
 	if err != nil {
 		return protoError{err}
 	}
 	c.wout = out
-	_, err = c.Conn.Write(out)
+	return nil
+}
+
+func (c *wireConn) flush() error {
+	if len(c.wout) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(c.wout)
+	c.wout = c.wout[:0]
+	if cap(c.wout) > keepBuffer {
+		c.wout = nil
+	}
 	return err
 }
 
