@@ -200,12 +200,46 @@ func (c *wireConn) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	n := copy(p, c.rpend[0])
-	c.rpend[0] = c.rpend[0][n:]
-	if len(c.rpend[0]) == 0 {
-		c.rpend = c.rpend[1:]
+	// Fill p with as many frames as are already here, to save a caller
+	// with a large buffer one Read per header and per body.
+	n := 0
+	for n < len(p) {
+		k := copy(p[n:], c.rpend[0])
+		n += k
+		c.rpend[0] = c.rpend[0][k:]
+		if len(c.rpend[0]) == 0 {
+			c.rpend = c.rpend[1:]
+		}
+		if len(c.rpend) == 0 {
+			if n == len(p) || !c.frameBuffered() {
+				break
+			}
+			if err := c.nextFrame(); err != nil {
+				c.rerr = err // reported by the next Read
+				break
+			}
+		}
 	}
 	return n, nil
+}
+
+// frameBuffered reports whether a whole wire frame is already buffered, so
+// that reading it cannot block.
+func (c *wireConn) frameBuffered() bool {
+	avail := c.br.Buffered()
+	if avail < 2 {
+		return false
+	}
+	hdr, _ := c.br.Peek(2)
+	size, hlen := uint64(hdr[1]), 2
+	if hdr[0]&flagLong != 0 {
+		if avail < 9 {
+			return false
+		}
+		hdr, _ = c.br.Peek(9)
+		size, hlen = beUint64(hdr[1:9]), 9
+	}
+	return size <= uint64(avail-hlen)
 }
 
 func (c *wireConn) nextFrame() error {
