@@ -3,6 +3,7 @@ package curve
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -173,20 +174,25 @@ func benchTCPPair(b *testing.B) (net.Conn, net.Conn) {
 	return a, c
 }
 
-// BenchmarkSessionSealOpen is the MESSAGE layer alone, 200-byte frames.
+// BenchmarkSessionSealOpen is the MESSAGE layer alone: seal then open one
+// frame of 200 bytes (a log line) and of 64 KiB (a batch of them).
 func BenchmarkSessionSealOpen(b *testing.B) {
-	cli, srv := newPair(b, 99).run(b)
-	plain := make([]byte, 1+benchMsgSize)
-	var out, back []byte
-	b.ReportAllocs()
-	b.SetBytes(benchMsgSize)
-	for i := 0; i < b.N; i++ {
-		var err error
-		if out, err = cli.seal(out[:0], plain); err != nil {
-			b.Fatal(err)
-		}
-		if back, err = srv.open(back[:0], out); err != nil {
-			b.Fatal(err)
-		}
+	for _, size := range []int{benchMsgSize, 64 << 10} {
+		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
+			cli, srv := newPair(b, 99).run(b)
+			plain := make([]byte, 1+size)
+			var out, back []byte
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			for i := 0; i < b.N; i++ {
+				var err error
+				if out, err = cli.seal(out[:0], plain); err != nil {
+					b.Fatal(err)
+				}
+				if back, err = srv.open(back[:0], out); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -9,6 +9,9 @@
 //   - Security: a zmq4.Security; NewServer (with an AuthorizeFunc, e.g. an
 //     AllowList) and NewClient (with the server's public key).
 //   - AllowList: the public keys a server admits, e.g. from a directory.
+//   - Conn: from Security.Upgrade, for code that speaks ZMTP on its own
+//     net.Conns (the mesh): greeting + handshake, then plaintext ZMTP
+//     frames in, MESSAGE commands on the wire.
 //
 // zmq4 v0.17.0 cannot carry CURVE frames through Security alone (see
 // transport.go), so importing this package registers the zmq4 transport
