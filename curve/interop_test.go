@@ -126,6 +126,7 @@ func readLine(t *testing.T, sc *bufio.Scanner) string {
 
 func TestInteropGoClientLibzmqServer(t *testing.T) {
 	script := requirePyzmq(t)
+	leakCheck(t)
 	srv, cli, other := mustKeys(t), mustKeys(t), mustKeys(t)
 	certs := t.TempDir()
 	if _, _, err := SaveKeyPair(certs, "client", cli); err != nil {

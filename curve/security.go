@@ -142,6 +142,7 @@ func (s *Security) Handshake(conn *zmq4.Conn, _ bool) error {
 	wc, err := bindConn(conn)
 	if err != nil {
 		s.failures.Add(1)
+		_ = conn.Close() // zmq4 does not close a connection whose handshake failed
 		return err
 	}
 	local, err := conn.Meta.MarshalZMTP()

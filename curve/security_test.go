@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -200,5 +201,36 @@ func waitStats(t *testing.T, s *Security, ok func(Stats) bool) {
 			t.Fatalf("stats %+v", s.Stats())
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// zmq4's Close does not reach a connection still in its handshake; the
+// curve+tcp transport closes it with the socket, so no accept goroutine
+// waits for the handshake deadline.
+func TestCloseDuringHandshake(t *testing.T) {
+	leakCheck(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	router, ep := listenRouter(t, ctx, NewServer(mustKeys(t), nil, WithHandshakeTimeout(time.Minute)))
+	c, _ := net.Dial("tcp", strings.TrimPrefix(ep, "tcp://"))
+	defer c.Close()
+	g := make([]byte, greetingSize)
+	g[0], g[9], g[10] = 0xFF, 0x7F, 3
+	copy(g[12:], "CURVE")
+	if _, err := c.Write(g); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, g); err != nil { // the server is now waiting for HELLO
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_ = router.Close()
+	cancel()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Read(g); err == nil {
+		t.Fatal("connection still open after the router closed")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("closed after %v", d)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zeromq/zmq4"
@@ -55,7 +56,7 @@ func (tcpTransport) Dial(ctx context.Context, d zmqtransport.Dialer, addr string
 	if err != nil {
 		return nil, err
 	}
-	return newWireConn(nc), nil
+	return newWireConn(nc).closeWith(ctx), nil
 }
 
 func (tcpTransport) Listen(ctx context.Context, addr string) (net.Listener, error) {
@@ -64,7 +65,7 @@ func (tcpTransport) Listen(ctx context.Context, addr string) (net.Listener, erro
 	if err != nil {
 		return nil, err
 	}
-	return listener{l}, nil
+	return listener{l, ctx}, nil
 }
 
 func (tcpTransport) Addr(ep string) (string, error) {
@@ -81,14 +82,29 @@ func (tcpTransport) Addr(ep string) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
-type listener struct{ net.Listener }
+type listener struct {
+	net.Listener
+	ctx context.Context
+}
 
 func (l listener) Accept() (net.Conn, error) {
 	nc, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return newWireConn(nc), nil
+	return newWireConn(nc).closeWith(l.ctx), nil
+}
+
+// closeWith closes the connection if ctx (the zmq4 socket's) ends before
+// the handshake does: zmq4's Close does not reach a connection it is still
+// opening, and its accept loop would wait for the handshake deadline.
+func (c *wireConn) closeWith(ctx context.Context) *wireConn {
+	c.stopClose = context.AfterFunc(ctx, func() {
+		if !c.established.Load() {
+			_ = c.Conn.Close()
+		}
+	})
+	return c
 }
 
 const (
@@ -125,8 +141,10 @@ type wireConn struct {
 	wplain   []byte
 	wout     []byte
 
-	sess *session  // set once, under both locks, by establish
-	sec  *Security // for counters and logging
+	sess        *session    // set once, under both locks, by establish
+	sec         *Security   // for counters and logging
+	stopClose   func() bool // see closeWith
+	established atomic.Bool
 }
 
 func newWireConn(nc net.Conn) *wireConn {
@@ -150,9 +168,13 @@ func (c *wireConn) establish(sess *session, sec *Security) {
 	c.rmu.Lock()
 	c.wmu.Lock()
 	c.sess, c.sec = sess, sec
+	c.established.Store(true)
 	c.maxFrame = sec.opts.maxMessageSize + messageMin
 	c.wmu.Unlock()
 	c.rmu.Unlock()
+	if c.stopClose != nil {
+		c.stopClose()
+	}
 	_ = c.SetDeadline(time.Time{})
 }
 
