@@ -3,6 +3,7 @@ package curve
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -232,5 +233,70 @@ func TestCloseDuringHandshake(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("closed after %v", d)
+	}
+}
+
+// One server Security shared by many connections: each keeps its own
+// session, and replies reach the right client.
+func TestManyClients(t *testing.T) {
+	leakCheck(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv := mustKeys(t)
+	allow := NewAllowList()
+	ssec := NewServer(srv, allow.Authorize)
+	router, ep := listenRouter(t, ctx, ssec)
+	const clients, msgs = 4, 30
+	dealers := make([]zmq4.Socket, clients)
+	for i := range dealers {
+		kp := mustKeys(t)
+		allow.Add(kp.Public)
+		dealers[i] = newDealer(t, ctx, NewClient(kp, srv.Public), fmt.Sprintf("c%d", i))
+		if err := dealers[i].Dial(Endpoint(ep)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errc := make(chan error, clients)
+	for i, d := range dealers {
+		go func() {
+			for j := 0; j < msgs; j++ {
+				if err := d.Send(zmq4.NewMsgFromString([]string{fmt.Sprintf("c%d", i), fmt.Sprint(j)})); err != nil {
+					errc <- err
+					return
+				}
+			}
+			errc <- nil
+		}()
+	}
+	next := map[string]int{}
+	for n := 0; n < clients*msgs; n++ {
+		m, err := recvTimeout(t, router, 10*time.Second)
+		if err != nil {
+			t.Fatalf("after %d messages: %v", n, err)
+		}
+		id := string(m.Frames[0])
+		if len(m.Frames) != 3 || string(m.Frames[1]) != id || string(m.Frames[2]) != fmt.Sprint(next[id]) {
+			t.Fatalf("got %q, want [%s %s %d]", m.Frames, id, id, next[id])
+		}
+		next[id]++
+		if err := router.Send(zmq4.NewMsgFrom(m.Frames[0], m.Frames[2])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range dealers {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, d := range dealers {
+		for j := 0; j < msgs; j++ {
+			m, err := recvTimeout(t, d, 10*time.Second)
+			if err != nil || len(m.Frames) != 1 || string(m.Frames[0]) != fmt.Sprint(j) {
+				t.Fatalf("client %d reply %d: %q, %v", i, j, m.Frames, err)
+			}
+		}
+	}
+	if st := ssec.Stats(); st.Handshakes != clients || st.BadMessages != 0 {
+		t.Fatalf("stats %+v", st)
 	}
 }
