@@ -1,6 +1,8 @@
 package mesh
 
 import (
+	"fmt"
+	"os"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -65,4 +67,107 @@ type Config struct {
 
 	// Logger receives the node's own diagnostics. Default: zerolog.Nop().
 	Logger zerolog.Logger
+
+	// MaxMessageSize bounds one incoming ZRE message (all its frames). A
+	// peer that sends more is disconnected and the message dropped
+	// (counted). Default 16 MiB.
+	MaxMessageSize int
+
+	// SendQueue is how many messages may wait for one peer (its DEALER's
+	// high-water mark, as Zyre's SNDHWM). Beyond it messages to that peer
+	// are dropped (counted); the peer sees a sequence gap and resets us.
+	// Default 10000.
+	SendQueue int
+
+	// EventBuffer is how many events may wait for a slow Events reader.
+	// The node never blocks on its reader; beyond this many waiting
+	// events, new ones are dropped, counted (Stats().EventsDropped) and
+	// logged. Default 100000.
+	EventBuffer int
+}
+
+// Defaults of the knobs added after the first release of Config; zero in a
+// Config means "use the default".
+const (
+	DefaultMaxMessageSize = 16 << 20
+	DefaultSendQueue      = 10000
+	DefaultEventBuffer    = 100000
+)
+
+// DefaultConfig returns the LAN configuration: UDP beacons on port 5670 every
+// second, evasive after 5 s, expired after 30 s, the hostname as name.
+func DefaultConfig() Config {
+	name, _ := os.Hostname()
+	return Config{
+		Name:           name,
+		BeaconPort:     5670,
+		BeaconInterval: time.Second,
+		Bind:           "0.0.0.0",
+		EvasiveTimeout: 5 * time.Second,
+		ExpiredTimeout: 30 * time.Second,
+		MaxMessageSize: DefaultMaxMessageSize,
+		SendQueue:      DefaultSendQueue,
+		EventBuffer:    DefaultEventBuffer,
+		Logger:         zerolog.Nop(),
+	}
+}
+
+// WANConfig returns a configuration for networks without UDP broadcast:
+// no beacons, discovery through the Join seeds (and GossipBind on a seed),
+// and longer timeouts for links with more latency.
+func WANConfig() Config {
+	c := DefaultConfig()
+	c.BeaconPort = 0
+	c.EvasiveTimeout = 10 * time.Second
+	c.ExpiredTimeout = 60 * time.Second
+	return c
+}
+
+// withDefaults fills the zero fields that have a default and checks the rest.
+func (c Config) withDefaults() (Config, error) {
+	def := DefaultConfig()
+	if c.Name == "" {
+		c.Name = def.Name
+	}
+	if len(c.Name) > 255 {
+		return c, fmt.Errorf("mesh: name of %d bytes is longer than 255", len(c.Name))
+	}
+	if c.BeaconInterval <= 0 {
+		c.BeaconInterval = def.BeaconInterval
+	}
+	if c.Bind == "" {
+		c.Bind = def.Bind
+	}
+	if c.EvasiveTimeout <= 0 {
+		c.EvasiveTimeout = def.EvasiveTimeout
+	}
+	if c.ExpiredTimeout <= 0 {
+		c.ExpiredTimeout = def.ExpiredTimeout
+	}
+	if c.ExpiredTimeout <= c.EvasiveTimeout {
+		return c, fmt.Errorf("mesh: expired timeout %v must be longer than evasive timeout %v", c.ExpiredTimeout, c.EvasiveTimeout)
+	}
+	if c.MaxMessageSize <= 0 {
+		c.MaxMessageSize = def.MaxMessageSize
+	}
+	if c.SendQueue <= 0 {
+		c.SendQueue = def.SendQueue
+	}
+	if c.EventBuffer <= 0 {
+		c.EventBuffer = def.EventBuffer
+	}
+	if c.BeaconPort < 0 || c.BeaconPort > 65535 || c.MailboxPort < 0 || c.MailboxPort > 65535 {
+		return c, fmt.Errorf("mesh: port out of range (beacon %d, mailbox %d)", c.BeaconPort, c.MailboxPort)
+	}
+	for k := range c.Headers {
+		if len(k) > 255 {
+			return c, fmt.Errorf("mesh: header name %.20q... is longer than 255 bytes", k)
+		}
+	}
+	for _, g := range c.Groups {
+		if len(g) > 255 {
+			return c, fmt.Errorf("mesh: group name %.20q... is longer than 255 bytes", g)
+		}
+	}
+	return c, nil
 }

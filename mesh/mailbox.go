@@ -1,0 +1,114 @@
+package mesh
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+
+	"github.com/google/uuid"
+)
+
+// inbound is one decoded ZRE message and the peer it came from.
+type inbound struct {
+	from uuid.UUID
+	msg  *zreMsg
+}
+
+// serveMailbox is the ROUTER: it accepts peers' DEALER connections and
+// reads their messages, decoded, into inbox. One goroutine per connection;
+// all stop when the node's context ends.
+func (n *Node) serveMailbox(ln net.Listener, inbox chan<- inbound) {
+	var (
+		mu    sync.Mutex
+		conns = map[net.Conn]struct{}{}
+		wg    sync.WaitGroup
+	)
+	stop := context.AfterFunc(n.ctx, func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	defer stop()
+	defer wg.Wait()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if n.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			n.log.Warn().Err(err).Msg("mesh: accept")
+			continue
+		}
+		mu.Lock()
+		if n.ctx.Err() != nil {
+			mu.Unlock()
+			conn.Close()
+			return
+		}
+		conns[conn] = struct{}{}
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n.readPeer(conn, inbox)
+			conn.Close()
+			mu.Lock()
+			delete(conns, conn)
+			mu.Unlock()
+		}()
+	}
+}
+
+// readPeer handshakes with one DEALER and reads its messages until the
+// connection ends. Malformed messages are counted and skipped; a bad
+// handshake, a bad identity or an oversized frame drops the connection.
+func (n *Node) readPeer(conn net.Conn, inbox chan<- inbound) {
+	r := bufio.NewReaderSize(conn, 64<<10)
+	w := bufio.NewWriterSize(conn, 512)
+	remote := conn.RemoteAddr().String()
+	id, ptype, err := zmtpHandshake(conn, r, w, "ROUTER", nil, handshakeTimeout)
+	if err != nil {
+		n.stats.badConns.Add(1)
+		n.log.Debug().Err(err).Str("remote", remote).Msg("mesh: mailbox handshake failed")
+		return
+	}
+	if ptype != "DEALER" && ptype != "ROUTER" && ptype != "REQ" {
+		n.stats.badConns.Add(1)
+		n.log.Warn().Str("remote", remote).Str("socket", ptype).Msg("mesh: mailbox refuses incompatible socket type")
+		return
+	}
+	// Zyre discards messages whose routing id is not 1 + a 16-byte UUID.
+	if len(id) != 17 || id[0] != 1 {
+		n.stats.badConns.Add(1)
+		n.log.Warn().Str("remote", remote).Int("id_len", len(id)).Msg("mesh: mailbox refuses a peer without a ZRE identity")
+		return
+	}
+	from, _ := uuid.FromBytes(id[1:])
+	for {
+		frames, err := readMessage(r, n.cfg.MaxMessageSize)
+		if err != nil {
+			if n.ctx.Err() == nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				n.stats.badConns.Add(1)
+				n.log.Warn().Err(err).Str("peer", from.String()).Str("remote", remote).Msg("mesh: dropping peer connection")
+			}
+			return
+		}
+		m, err := decodeZRE(frames)
+		if err != nil {
+			n.stats.badMessages.Add(1)
+			n.log.Warn().Err(err).Str("peer", from.String()).Msg("mesh: ignoring malformed message")
+			continue
+		}
+		select {
+		case inbox <- inbound{from: from, msg: m}:
+		case <-n.ctx.Done():
+			return
+		}
+	}
+}

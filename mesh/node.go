@@ -1,0 +1,398 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+)
+
+// Errors callers can test with errors.Is.
+var (
+	// ErrClosed is returned by a Node that has been closed.
+	ErrClosed = errors.New("mesh: node closed")
+	// ErrNotStarted is returned by calls that need a started Node.
+	ErrNotStarted = errors.New("mesh: node not started")
+	// ErrUnknownPeer is returned by Whisper to a peer the node does not know.
+	ErrUnknownPeer = errors.New("mesh: unknown peer")
+)
+
+// Node is one ZRE v2 node. Create it with New, set headers, Start it, read
+// its Events, and Close it. Its methods are safe for concurrent use. One
+// goroutine (the actor) owns the node's state; the methods talk to it
+// through a channel.
+type Node struct {
+	cfg Config
+	id  uuid.UUID
+	log zerolog.Logger
+
+	mu       sync.Mutex // guards the fields below until Start
+	started  bool
+	closed   bool
+	endpoint string
+	headers  map[string]string
+	groups   []string
+
+	// beacons, when set before Start, replaces UDP beacons (simulations).
+	beacons beaconNet
+
+	cmds      chan func(*actor)
+	quit      chan struct{}
+	actorDone chan struct{}
+	events    chan Event
+	evq       eventQueue
+	stats     counters
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// New returns a Node with a fresh UUID. It binds nothing until Start.
+func New(cfg Config) (*Node, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &Node{
+		cfg:       cfg,
+		id:        uuid.New(),
+		log:       cfg.Logger,
+		headers:   maps.Clone(cfg.Headers),
+		groups:    slices.Clone(cfg.Groups),
+		cmds:      make(chan func(*actor)),
+		quit:      make(chan struct{}),
+		actorDone: make(chan struct{}),
+		events:    make(chan Event, 256),
+		ctx:       ctx,
+		cancel:    cancel,
+	}
+	if n.headers == nil {
+		n.headers = map[string]string{}
+	}
+	n.evq.init(cfg.EventBuffer)
+	return n, nil
+}
+
+// UUID returns the node's identity on the mesh.
+func (n *Node) UUID() uuid.UUID { return n.id }
+
+// Name returns the name the node sends in HELLO.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// Endpoint returns the mailbox endpoint peers connect to ("tcp://ip:port"),
+// or "" before Start.
+func (n *Node) Endpoint() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.endpoint
+}
+
+// SetHeader sets a HELLO header, such as X-LOGD-PUB with the endpoint of a
+// service. Call it before Start: peers learn headers from HELLO only, so a
+// header set later reaches only peers met afterwards.
+func (n *Node) SetHeader(key, value string) {
+	n.mu.Lock()
+	if !n.started {
+		n.headers[key] = value
+		n.mu.Unlock()
+		return
+	}
+	n.mu.Unlock()
+	_ = n.call(func(a *actor) { a.headers[key] = value })
+}
+
+// Start binds the mailbox and starts discovery (beacons, gossip). ctx
+// bounds the start only; the node runs until Close.
+func (n *Node) Start(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return ErrClosed
+	}
+	if n.started {
+		return errors.New("mesh: node already started")
+	}
+	for k := range n.headers {
+		if len(k) > 255 {
+			return fmt.Errorf("mesh: header name %.20q... is longer than 255 bytes", k)
+		}
+	}
+	addrs, err := pickInterface(n.cfg.Interface)
+	if err != nil {
+		return err
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp4", net.JoinHostPort(n.cfg.Bind, strconv.Itoa(n.cfg.MailboxPort)))
+	if err != nil {
+		return fmt.Errorf("mesh: bind mailbox: %w", err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ip := addrs.ip
+	if b := net.ParseIP(n.cfg.Bind); b != nil && !b.IsUnspecified() {
+		ip = b
+	}
+	n.endpoint = advertisedEndpoint(n.cfg.Advertise, ip, port)
+	bn := n.beacons
+	if bn == nil && n.cfg.BeaconPort > 0 {
+		to := addrs.broadcast
+		if n.cfg.BroadcastAddr != "" {
+			if to = net.ParseIP(n.cfg.BroadcastAddr).To4(); to == nil {
+				ln.Close()
+				return fmt.Errorf("mesh: broadcast address %q is not an IPv4 address", n.cfg.BroadcastAddr)
+			}
+		}
+		u, err := listenBeacons(n.cfg.BeaconPort, to)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		bn = u
+	}
+	g, err := n.startGossip(ctx)
+	if err != nil {
+		ln.Close()
+		if bn != nil {
+			bn.close()
+		}
+		return err
+	}
+	a := newActor(n, bn, g)
+	inbox := make(chan inbound, 64)
+	n.wg.Add(3)
+	go func() { defer n.wg.Done(); n.serveMailbox(ln, inbox) }()
+	go func() { defer n.wg.Done(); a.run(inbox) }()
+	go func() { defer n.wg.Done(); n.pumpEvents() }()
+	if bn != nil {
+		n.wg.Add(1)
+		go func() { defer n.wg.Done(); bn.run(n.ctx, a.heard) }()
+	}
+	n.started = true
+	n.log.Debug().Str("uuid", n.id.String()).Str("endpoint", n.endpoint).Msg("mesh node started")
+	return nil
+}
+
+// Close stops the node: a port-0 beacon tells LAN peers we leave, every
+// connection closes and every goroutine ends before Close returns. The
+// Events channel gets Stop and is closed. Close is idempotent.
+func (n *Node) Close() error {
+	n.once.Do(func() {
+		n.mu.Lock()
+		n.closed = true
+		started := n.started
+		n.mu.Unlock()
+		if !started {
+			n.events <- Event{Type: EventStop}
+			close(n.events)
+			n.cancel()
+			return
+		}
+		close(n.quit)
+		<-n.actorDone
+		n.cancel()
+		n.wg.Wait()
+	})
+	return nil
+}
+
+// call runs f on the actor and waits for it.
+func (n *Node) call(f func(a *actor)) error {
+	n.mu.Lock()
+	started, closed := n.started, n.closed
+	n.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if !started {
+		return ErrNotStarted
+	}
+	done := make(chan struct{})
+	select {
+	case n.cmds <- func(a *actor) { f(a); close(done) }:
+	case <-n.actorDone:
+		return ErrClosed
+	}
+	<-done
+	return nil
+}
+
+// Join joins a group: peers are told with JOIN and we receive its SHOUTs.
+// Before Start it only records the group for the first HELLO.
+func (n *Node) Join(group string) error {
+	if len(group) > 255 {
+		return fmt.Errorf("mesh: join %.20q...: group name longer than 255 bytes", group)
+	}
+	if n.pending(func() {
+		if !slices.Contains(n.groups, group) {
+			n.groups = append(n.groups, group)
+		}
+	}) {
+		return nil
+	}
+	return n.call(func(a *actor) { a.join(group) })
+}
+
+// Leave leaves a group.
+func (n *Node) Leave(group string) error {
+	if n.pending(func() {
+		n.groups = slices.DeleteFunc(n.groups, func(g string) bool { return g == group })
+	}) {
+		return nil
+	}
+	return n.call(func(a *actor) { a.leave(group) })
+}
+
+// pending runs f under the lock if the node is neither started nor closed.
+func (n *Node) pending(f func()) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.started || n.closed {
+		return false
+	}
+	f()
+	return true
+}
+
+// Shout sends a message to every peer in group. Delivery is not
+// guaranteed: a peer whose queue is full or whose connection breaks misses
+// it (and resets us on the sequence gap, as Zyre does).
+func (n *Node) Shout(group string, frames ...[]byte) error {
+	if len(group) > 255 {
+		return fmt.Errorf("mesh: shout to %.20q...: group name longer than 255 bytes", group)
+	}
+	return n.call(func(a *actor) { a.shout(group, frames) })
+}
+
+// Whisper sends a message to one peer.
+func (n *Node) Whisper(peer uuid.UUID, frames ...[]byte) error {
+	var err error
+	if cerr := n.call(func(a *actor) { err = a.whisper(peer, frames) }); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// Peers returns the peers that said HELLO and have not left or expired.
+func (n *Node) Peers() []PeerInfo {
+	var out []PeerInfo
+	_ = n.call(func(a *actor) {
+		for _, p := range a.peers {
+			if p.ready {
+				out = append(out, p.info())
+			}
+		}
+	})
+	slices.SortFunc(out, func(x, y PeerInfo) int { return slices.Compare(x.ID[:], y.ID[:]) })
+	return out
+}
+
+// peer runs f with the ready peer id, if there is one.
+func (n *Node) peer(id uuid.UUID, f func(p *peer)) bool {
+	found := false
+	_ = n.call(func(a *actor) {
+		if p := a.peers[id]; p != nil && p.ready {
+			found = true
+			f(p)
+		}
+	})
+	return found
+}
+
+// PeerName returns the name a peer gave in HELLO.
+func (n *Node) PeerName(id uuid.UUID) (string, bool) {
+	var s string
+	ok := n.peer(id, func(p *peer) { s = p.name })
+	return s, ok
+}
+
+// PeerHeader returns one of a peer's HELLO headers.
+func (n *Node) PeerHeader(id uuid.UUID, key string) (string, bool) {
+	var s string
+	var has bool
+	n.peer(id, func(p *peer) { s, has = p.headers[key] })
+	return s, has
+}
+
+// PeerEndpoint returns the mailbox endpoint we reach a peer at.
+func (n *Node) PeerEndpoint(id uuid.UUID) (string, bool) {
+	var s string
+	ok := n.peer(id, func(p *peer) { s = p.endpoint })
+	return s, ok
+}
+
+// GroupPeers returns the peers in a group, sorted.
+func (n *Node) GroupPeers(group string) []uuid.UUID {
+	var out []uuid.UUID
+	_ = n.call(func(a *actor) {
+		for id, p := range a.peers {
+			if p.ready && p.groups[group] {
+				out = append(out, id)
+			}
+		}
+	})
+	slices.SortFunc(out, func(x, y uuid.UUID) int { return slices.Compare(x[:], y[:]) })
+	return out
+}
+
+// Self describes this node as its peers see it.
+func (n *Node) Self() PeerInfo {
+	n.mu.Lock()
+	info := PeerInfo{ID: n.id, Name: n.cfg.Name, Endpoint: n.endpoint,
+		Headers: maps.Clone(n.headers), Groups: slices.Clone(n.groups), LastSeen: time.Now()}
+	n.mu.Unlock()
+	_ = n.call(func(a *actor) {
+		info.Headers = maps.Clone(a.headers)
+		info.Groups = slices.Sorted(maps.Keys(a.groups))
+	})
+	if len(info.Groups) == 0 {
+		info.Groups = nil
+	}
+	return info
+}
+
+// Events returns the channel of mesh events. It receives Stop when the node
+// closes and is closed right after. The node never waits for the reader:
+// events queue up to Config.EventBuffer, then new ones are dropped and
+// counted (Stats().EventsDropped), so a slow reader never stalls liveness.
+func (n *Node) Events() <-chan Event { return n.events }
+
+// Stats are the node's counters of trouble; all only grow.
+type Stats struct {
+	BadBeacons     uint64 // malformed beacons received
+	BadMessages    uint64 // malformed ZRE messages (garbage, wrong version, unknown id)
+	BadConnections uint64 // mailbox connections dropped (bad handshake, bad identity, oversized frame)
+	Ignored        uint64 // valid messages from peers that had not said HELLO
+	SequenceResets uint64 // peers reset because their sequence numbers jumped
+	SendsDropped   uint64 // messages dropped because a peer's queue was full
+	EventsDropped  uint64 // events dropped because the Events reader was behind
+	BadGossip      uint64 // malformed gossip messages
+}
+
+type counters struct {
+	badBeacons, badMessages, badConns, ignored, seqResets, sendsDropped, badGossip atomic.Uint64
+}
+
+// Stats returns the node's counters.
+func (n *Node) Stats() Stats {
+	return Stats{
+		BadBeacons:     n.stats.badBeacons.Load(),
+		BadMessages:    n.stats.badMessages.Load(),
+		BadConnections: n.stats.badConns.Load(),
+		Ignored:        n.stats.ignored.Load(),
+		SequenceResets: n.stats.seqResets.Load(),
+		SendsDropped:   n.stats.sendsDropped.Load(),
+		EventsDropped:  n.evq.dropped.Load(),
+		BadGossip:      n.stats.badGossip.Load(),
+	}
+}

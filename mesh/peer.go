@@ -1,0 +1,170 @@
+package mesh
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"maps"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+)
+
+// peer is what the actor knows of one remote node.
+type peer struct {
+	id       uuid.UUID
+	endpoint string
+	name     string
+	headers  map[string]string
+	groups   map[string]bool
+	status   byte
+	ready    bool   // HELLO received: the peer has entered
+	recvSeq  uint16 // sequence of the last message received
+	sentSeq  uint16 // sequence of the last message sent
+	out      *outbox
+
+	lastSeen  time.Time
+	evasiveAt time.Time // when to PING next
+	expiredAt time.Time
+	pings     int // PINGs sent since the peer last showed life
+}
+
+func (p *peer) info() PeerInfo {
+	info := PeerInfo{ID: p.id, Name: p.name, Endpoint: p.endpoint,
+		Headers: maps.Clone(p.headers), LastSeen: p.lastSeen}
+	if len(p.groups) > 0 {
+		info.Groups = slices.Sorted(maps.Keys(p.groups))
+	}
+	return info
+}
+
+// outbox is the DEALER of one peer: a bounded queue of messages and the
+// goroutine that connects to the peer's mailbox and writes them. The actor
+// only ever enqueues without blocking, so a slow or dead peer cannot stall
+// it. Like a libzmq DEALER, it reconnects when the connection breaks and
+// keeps what is queued meanwhile.
+type outbox struct {
+	q      chan [][]byte
+	cancel context.CancelFunc
+}
+
+const (
+	dialTimeout      = 3 * time.Second
+	handshakeTimeout = 5 * time.Second
+	minRedial        = 100 * time.Millisecond
+	maxRedial        = 2 * time.Second
+)
+
+// startOutbox starts the DEALER goroutine for endpoint ("tcp://host:port")
+// with our identity (1 + our UUID). It stops when ctx ends or close is called.
+func startOutbox(ctx context.Context, wg *sync.WaitGroup, endpoint string, identity []byte, queue int, writeTimeout time.Duration, log zerolog.Logger) *outbox {
+	ctx, cancel := context.WithCancel(ctx)
+	o := &outbox{q: make(chan [][]byte, queue), cancel: cancel}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		o.run(ctx, endpoint, identity, writeTimeout, log)
+	}()
+	return o
+}
+
+// send queues a message; false means the queue was full and it was dropped.
+func (o *outbox) send(frames [][]byte) bool {
+	select {
+	case o.q <- frames:
+		return true
+	default:
+		return false
+	}
+}
+
+func (o *outbox) close() { o.cancel() }
+
+func (o *outbox) run(ctx context.Context, endpoint string, identity []byte, writeTimeout time.Duration, log zerolog.Logger) {
+	addr, ok := strings.CutPrefix(endpoint, "tcp://")
+	if !ok {
+		log.Warn().Str("endpoint", endpoint).Msg("mesh: peer endpoint is not tcp://, not connecting")
+		<-ctx.Done()
+		return
+	}
+	wait := minRedial
+	for ctx.Err() == nil {
+		conn, w, err := dialZMTP(ctx, addr, identity)
+		if err == nil {
+			wait = minRedial
+			err = o.pump(ctx, conn, w, writeTimeout)
+			conn.Close()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		log.Debug().Err(err).Str("endpoint", endpoint).Msg("mesh: peer connection failed, redialling")
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return
+		}
+		wait = min(2*wait, maxRedial)
+	}
+}
+
+func dialZMTP(ctx context.Context, addr string, identity []byte) (net.Conn, *bufio.Writer, error) {
+	d := net.Dialer{Timeout: dialTimeout}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	w := bufio.NewWriterSize(conn, 64<<10)
+	_, ptype, err := zmtpHandshake(conn, bufio.NewReaderSize(conn, 512), w, "DEALER", identity, handshakeTimeout)
+	if err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("handshake with %s: %w", addr, err)
+	}
+	if ptype != "ROUTER" {
+		conn.Close()
+		return nil, nil, fmt.Errorf("handshake with %s: peer socket is %q, want ROUTER", addr, ptype)
+	}
+	return conn, w, nil
+}
+
+// pump writes queued messages, batching whatever is queued into one flush.
+func (o *outbox) pump(ctx context.Context, conn net.Conn, w *bufio.Writer, writeTimeout time.Duration) error {
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	for {
+		var msg [][]byte
+		select {
+		case msg = <-o.q:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if err := conn.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
+			return err
+		}
+		// Batch what is queued into one flush; the cap keeps the write
+		// deadline meaningful under a steady stream.
+		for n, more := 0, true; more; n++ {
+			if err := writeMessage(w, msg); err != nil {
+				return err
+			}
+			if n == 1024 {
+				break
+			}
+			select {
+			case msg = <-o.q:
+			default:
+				more = false
+			}
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+}
