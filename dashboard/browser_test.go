@@ -166,7 +166,7 @@ const infoPixels = `(() => {
 func TestBrowserDashboard(t *testing.T) {
 	ctx, jsErr := newBrowser(t)
 	s, hub := startServer(t, Config{
-		Peers:    fixedPeers{},
+		Peers:    meshPeers(t),
 		Timers:   fixedTimers{},
 		Shipping: fixedShipping{},
 		Batches:  fixedBatches{},

@@ -108,7 +108,7 @@ func TestWallTickerAligned(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	s, hub := startServer(t, Config{Peers: fixedPeers{}, Timers: fixedTimers{}, Shipping: fixedShipping{}, Batches: fixedBatches{}})
+	s, hub := startServer(t, Config{Peers: meshPeers(t), Timers: fixedTimers{}, Shipping: fixedShipping{}, Batches: fixedBatches{}})
 	c := testClient(t)
 	base := "http://" + s.Addr()
 	post(t, c, base+"/api/v1/logs", "{\"level\":\"info\"}\n{\"level\":\"info\"}\n{\"level\":\"error\"}\nbad\n")

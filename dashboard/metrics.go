@@ -1,6 +1,8 @@
 package dashboard
 
 import (
+	"slices"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -10,9 +12,9 @@ var (
 	descEventsIn = prometheus.NewDesc("logmesh_events_in_total",
 		"Log events received by logd, by level.", []string{"level"}, nil)
 	descEventsOut = prometheus.NewDesc("logmesh_events_out_total",
-		"Log events delivered to subscribers, by level.", []string{"level"}, nil)
+		"Log events delivered to subscribers, by level (level=\"all\" when the source does not count by level).", []string{"level"}, nil)
 	descEventsDropped = prometheus.NewDesc("logmesh_events_dropped_total",
-		"Log events lost on the way (full buffers, slow subscribers), by level.", []string{"level"}, nil)
+		"Log events lost on the way (full buffers, slow subscribers), by level (or level=\"all\").", []string{"level"}, nil)
 	descNodeEvents = prometheus.NewDesc("logmesh_node_events_total",
 		"Log events received, by node.", []string{"node"}, nil)
 	descRejected = prometheus.NewDesc("logmesh_inputs_rejected_total",
@@ -53,11 +55,24 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.s
 	st := s.cfg.Logs.Stats()
-	for _, l := range Levels {
+	levels := slices.Clone(Levels) // every known level, even at zero, then any other
+	for l := range st.Levels {
+		if !slices.Contains(levels, l) {
+			levels = append(levels, l)
+		}
+	}
+	var outSum, dropSum uint64
+	for _, l := range levels {
 		ls := st.Levels[l]
+		outSum += ls.Out
+		dropSum += ls.Dropped
 		ch <- prometheus.MustNewConstMetric(descEventsIn, prometheus.CounterValue, float64(ls.In), l)
 		ch <- prometheus.MustNewConstMetric(descEventsOut, prometheus.CounterValue, float64(ls.Out), l)
 		ch <- prometheus.MustNewConstMetric(descEventsDropped, prometheus.CounterValue, float64(ls.Dropped), l)
+	}
+	if outSum == 0 && dropSum == 0 && (st.Out > 0 || st.Dropped > 0) {
+		ch <- prometheus.MustNewConstMetric(descEventsOut, prometheus.CounterValue, float64(st.Out), "all")
+		ch <- prometheus.MustNewConstMetric(descEventsDropped, prometheus.CounterValue, float64(st.Dropped), "all")
 	}
 	for n, v := range st.Nodes {
 		ch <- prometheus.MustNewConstMetric(descNodeEvents, prometheus.CounterValue, float64(v), n)

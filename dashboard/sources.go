@@ -64,15 +64,19 @@ func (f Filter) Match(e *Event) bool {
 // LevelStats counts events of one level.
 type LevelStats struct {
 	In      uint64 // received (from writers, the mesh or the HTTP bridge)
-	Out     uint64 // delivered to subscribers
-	Dropped uint64 // lost on the way (full buffers, slow subscribers)
+	Out     uint64 // delivered to subscribers, if the source counts by level
+	Dropped uint64 // lost on the way (full buffers, slow subscribers), likewise
 }
 
 // LogStats is a snapshot of a LogSource's cumulative counters.
 type LogStats struct {
-	Levels   map[string]LevelStats // by zerolog level name
+	Levels   map[string]LevelStats // by zerolog level name ("none": no level)
 	Nodes    map[string]uint64     // events received, by node name
 	Rejected uint64                // malformed inputs refused
+	// Out and Dropped are the totals of a source that does not count them
+	// by level (its LevelStats.Out and Dropped stay zero); /metrics then
+	// shows them with level="all".
+	Out, Dropped uint64
 }
 
 // LogSource is the log hub of logd as the dashboard needs it.

@@ -1,29 +1,44 @@
 package dashboard
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
+	"github.com/logmesh/logmesh/internal/meshtest"
 	"github.com/logmesh/logmesh/mesh"
 )
 
-// Fixed status sources: they feed the page's tables with known rows so the
-// tests can check what the page and the API show. The mesh, timer, filemq
-// and harmony services implement these interfaces through logd's wiring.
-type fixedPeers struct{}
-
-func (fixedPeers) Peers() []mesh.PeerInfo {
-	return []mesh.PeerInfo{
-		{ID: uuid.MustParse("6ba7b810-9dad-11d1-80b4-00c04fd430c8"), Name: "node-c", Endpoint: "tcp://10.0.0.3:49152",
-			Groups: []string{"logd"}, Headers: map[string]string{"X-HTTP": "10.0.0.3:7070"}, LastSeen: time.Now()},
-		{ID: uuid.MustParse("6ba7b811-9dad-11d1-80b4-00c04fd430c8"), Name: "node-b", Endpoint: "tcp://10.0.0.2:49152",
-			Groups: []string{"logd", "harmony"}, Headers: map[string]string{"X-LOGD-PUB": "tcp://10.0.0.2:49153", "X-TIMER": "tcp://10.0.0.2:49154"}, LastSeen: time.Now()},
+// meshPeers starts a real three-node mesh (node-a, node-b, node-c, on an
+// isolated loopback mesh) and returns node-a, whose peers the dashboard shows.
+func meshPeers(t *testing.T) *mesh.Node {
+	t.Helper()
+	nodes := make([]*mesh.Node, 3)
+	for i, name := range []string{"node-a", "node-b", "node-c"} {
+		cfg := meshtest.Config(t)
+		cfg.Name = name
+		cfg.Groups = []string{"logd"}
+		cfg.Headers = map[string]string{"X-HTTP": "127.0.0.1:7070", "X-TIMER": "tcp://127.0.0.1:4100" + strconv.Itoa(i)}
+		n, err := mesh.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		if err := n.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		nodes[i] = n
 	}
+	meshtest.WaitPeers(t, 20*time.Second, 2, nodes...)
+	return nodes[0]
 }
 
+// Fixed status sources feed the page's other tables with known rows, so
+// the tests can check what the page and the API show. The timer, filemq
+// and harmony services implement these interfaces through logd's wiring.
 type fixedTimers struct{}
 
 func (fixedTimers) TimerStatus() TimerStatus {
@@ -64,13 +79,14 @@ func getJSON(t *testing.T, c *http.Client, url string, v any) {
 }
 
 func TestStatusEndpoints(t *testing.T) {
-	s, _ := startServer(t, Config{Peers: fixedPeers{}, Timers: fixedTimers{}, Shipping: fixedShipping{}, Batches: fixedBatches{}})
+	s, _ := startServer(t, Config{Peers: meshPeers(t), Timers: fixedTimers{}, Shipping: fixedShipping{}, Batches: fixedBatches{}})
 	c := testClient(t)
 	base := "http://" + s.Addr()
 
 	var peers []mesh.PeerInfo
 	getJSON(t, c, base+"/api/v1/peers", &peers)
-	if len(peers) != 2 || peers[0].Name != "node-b" || peers[0].Headers["X-TIMER"] == "" {
+	if len(peers) != 2 || peers[0].Name != "node-b" || peers[1].Name != "node-c" ||
+		peers[0].Headers["X-TIMER"] != "tcp://127.0.0.1:41001" || len(peers[0].Groups) != 1 {
 		t.Fatalf("peers (sorted by name) = %+v", peers)
 	}
 	var timers TimerStatus
