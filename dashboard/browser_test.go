@@ -237,3 +237,63 @@ func TestBrowserDashboard(t *testing.T) {
 	t.Logf("screenshot: %s", path)
 	jsErr.check(t)
 }
+
+// The page reconnects by itself after logd restarts: its streams come back
+// on their own and show what the new logd logs.
+func TestBrowserReconnectsAfterRestart(t *testing.T) {
+	ctx, jsErr := newBrowser(t)
+	hub1 := newStubHub("node-a")
+	s1, err := New(Config{Addr: "127.0.0.1:0", Logs: hub1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s1.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	addr := s1.Addr()
+	run(t, ctx, "open page", chromedp.Navigate(s1.URL()))
+	jsPoll(t, ctx, "streams live", `document.querySelector('#conn').textContent === 'live'`)
+
+	t0 := time.Now()
+	if err := s1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("closed in %v", time.Since(t0))
+	jsPoll(t, ctx, "page sees logd gone", `document.querySelector('#conn').textContent.startsWith('reconnecting')`)
+
+	// logd comes back on the same address, with a fresh hub.
+	hub2 := newStubHub("node-a")
+	s2, err := New(Config{Addr: addr, Logs: hub2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for err = s2.Start(context.Background()); err != nil; err = s2.Start(context.Background()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("restart on %s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond) // retry interval while the port frees
+	}
+	t.Logf("restarted at %v", time.Since(t0))
+	jsPoll(t, ctx, "streams live again", `document.querySelector('#conn').textContent === 'live'`)
+	t.Logf("live at %v", time.Since(t0))
+	// The tail is connected again once a line logged now shows up.
+	web := zerolog.New(hubWriter{hub: hub2, service: "web"})
+	for i := 0; ; i++ {
+		marker := fmt.Sprintf("after-restart-%d", i)
+		web.Error().Msg(marker)
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := chromedp.Run(pctx, chromedp.Poll[chromedp.Void](
+			fmt.Sprintf(`document.querySelector('#tail').textContent.includes(%q)`, marker),
+			chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(300*time.Millisecond)))
+		cancel()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, chromedp.ErrPollingTimeout) || time.Now().After(deadline.Add(10*time.Second)) {
+			t.Fatalf("tail after restart: %v", err)
+		}
+	}
+	jsErr.check(t)
+}
