@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -48,6 +49,11 @@ func (s *Server) tokenOK(got string) bool {
 // the same page without the token in its URL.
 func (s *Server) authorize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := checkOrigin(r, s.token == ""); err != nil {
+			s.forbidden.Add(1)
+			http.Error(w, "dashboard: "+err.Error(), http.StatusForbidden)
+			return
+		}
 		if s.token == "" {
 			next.ServeHTTP(w, r)
 			return
@@ -73,4 +79,27 @@ func (s *Server) authorize(next http.Handler) http.Handler {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="logmesh"`)
 		http.Error(w, "dashboard: a bearer token is required (Authorization: Bearer <token>)", http.StatusUnauthorized)
 	})
+}
+
+// checkOrigin guards a tokenless (loopback) dashboard against web pages the
+// user visits: a cross-site POST carries a foreign Origin, and a DNS
+// rebinding attack a foreign Host. Tools such as curl send no Origin.
+func checkOrigin(r *http.Request, tokenless bool) error {
+	if tokenless {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		ip := net.ParseIP(strings.Trim(host, "[]"))
+		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return fmt.Errorf("host %q refused: a dashboard without token answers only to loopback names", r.Host)
+		}
+	}
+	if origin := r.Header.Get("Origin"); origin != "" && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		u, err := url.Parse(origin)
+		if err != nil || u.Host != r.Host {
+			return fmt.Errorf("cross-origin %s from %q refused", r.Method, origin)
+		}
+	}
+	return nil
 }

@@ -147,3 +147,48 @@ func TestIsLoopbackAddr(t *testing.T) {
 		t.Error("isLoopbackAddr without port: no error")
 	}
 }
+
+// A tokenless dashboard refuses foreign Host names (DNS rebinding) and
+// cross-origin writes (a web page posting to 127.0.0.1).
+func TestForeignHostAndOriginRefused(t *testing.T) {
+	s, hub := startServer(t, Config{})
+	c := testClient(t)
+	url := "http://" + s.Addr()
+	code := func(req *http.Request) int {
+		t.Helper()
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+
+	req, _ := http.NewRequest("GET", url+"/api/v1/peers", nil)
+	req.Host = "evil.example:7070"
+	if got := code(req); got != http.StatusForbidden {
+		t.Fatalf("foreign Host: %d, want 403", got)
+	}
+	req, _ = http.NewRequest("POST", url+"/api/v1/logs", strings.NewReader(`{"level":"info"}`))
+	req.Header.Set("Origin", "http://evil.example")
+	if got := code(req); got != http.StatusForbidden {
+		t.Fatalf("cross-origin POST: %d, want 403", got)
+	}
+	if hub.Stats().Levels["info"].In != 0 {
+		t.Fatal("a cross-origin POST was ingested")
+	}
+	req, _ = http.NewRequest("POST", url+"/api/v1/logs", strings.NewReader(`{"level":"info"}`))
+	req.Header.Set("Origin", url) // the page itself
+	if got := code(req); got != http.StatusOK {
+		t.Fatalf("same-origin POST: %d", got)
+	}
+	req, _ = http.NewRequest("GET", url+"/api/v1/peers", nil)
+	req.Host = "localhost:7070"
+	if got := code(req); got != http.StatusOK {
+		t.Fatalf("Host localhost: %d", got)
+	}
+	if s.forbidden.Load() != 2 {
+		t.Fatalf("403 counter = %d", s.forbidden.Load())
+	}
+}

@@ -25,6 +25,8 @@ var (
 		"HTTP requests refused because their body exceeded the limit (413).", nil, nil)
 	descUnauthorized = prometheus.NewDesc("logmesh_http_unauthorized_total",
 		"HTTP requests refused for a missing or wrong token (401).", nil, nil)
+	descForbidden = prometheus.NewDesc("logmesh_http_forbidden_total",
+		"HTTP requests refused for a foreign Host or Origin (403).", nil, nil)
 	descClients = prometheus.NewDesc("logmesh_dashboard_clients",
 		"Open dashboard stream connections (tail, graph, status).", nil, nil)
 	descClientDropped = prometheus.NewDesc("logmesh_dashboard_client_dropped_total",
@@ -45,7 +47,7 @@ type collector struct{ s *Server }
 // Describe sends every metric description.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descEventsIn, descEventsOut, descEventsDropped, descNodeEvents,
-		descRejected, descHTTPAccepted, descTooLarge, descUnauthorized, descClients, descClientDropped,
+		descRejected, descHTTPAccepted, descTooLarge, descUnauthorized, descForbidden, descClients, descClientDropped,
 		descPeers, descTicksMissed, descBytesShipped, descBatchTasks} {
 		ch <- d
 	}
@@ -82,6 +84,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descHTTPAccepted, prometheus.CounterValue, float64(s.linesAccepted.Load()))
 	ch <- prometheus.MustNewConstMetric(descTooLarge, prometheus.CounterValue, float64(s.bodiesTooLarge.Load()))
 	ch <- prometheus.MustNewConstMetric(descUnauthorized, prometheus.CounterValue, float64(s.unauthorized.Load()))
+	ch <- prometheus.MustNewConstMetric(descForbidden, prometheus.CounterValue, float64(s.forbidden.Load()))
 	ch <- prometheus.MustNewConstMetric(descClients, prometheus.GaugeValue, float64(s.clients.Load()))
 	ch <- prometheus.MustNewConstMetric(descClientDropped, prometheus.CounterValue, float64(s.clientDropped.Load()))
 	if s.cfg.Peers != nil {

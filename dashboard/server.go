@@ -46,6 +46,7 @@ type Server struct {
 	linesRejected  atomic.Uint64 // malformed NDJSON lines
 	bodiesTooLarge atomic.Uint64 // requests refused with 413
 	unauthorized   atomic.Uint64 // requests refused with 401
+	forbidden      atomic.Uint64 // requests refused with 403 (foreign Host or Origin)
 
 	mu       sync.Mutex
 	started  bool

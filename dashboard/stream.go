@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -34,7 +35,7 @@ func (c *streamClient) deliver(e *Event) {
 		return
 	}
 	cp := *e
-	cp.Line = append([]byte(nil), e.Line...)
+	cp.Line = append([]byte(nil), bytes.TrimSuffix(e.Line, []byte{'\n'})...)
 	select {
 	case c.ch <- cp:
 	default:
