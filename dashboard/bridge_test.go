@@ -224,3 +224,22 @@ func TestDeliverBoundedQueue(t *testing.T) {
 		t.Fatalf("queued line changed with the source buffer: %s", e.Line)
 	}
 }
+
+func TestMaxClients(t *testing.T) {
+	s, _ := startServer(t, Config{MaxClients: 2})
+	c := testClient(t)
+	openStream(t, c, "http://"+s.Addr()+"/api/v1/stream")
+	openStream(t, c, "http://"+s.Addr()+"/api/v1/graph")
+	resp, err := c.Get("http://" + s.Addr() + "/api/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || s.clientsRefused.Load() != 1 {
+		t.Fatalf("third stream with MaxClients 2: %s, refused %d", resp.Status, s.clientsRefused.Load())
+	}
+	if s.clients.Load() != 2 {
+		t.Fatalf("clients = %d after a refusal, want 2", s.clients.Load())
+	}
+}

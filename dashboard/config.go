@@ -32,6 +32,14 @@ type Config struct {
 	// Default 1024.
 	ClientBuffer int
 
+	// MaxClients bounds the open stream connections (tail, graph, status);
+	// beyond it a new stream gets 503. Default 256.
+	MaxClients int
+
+	// MaxIngest bounds the POST bodies read at once, so memory stays
+	// under MaxIngest × MaxBody; further requests wait their turn. Default 4.
+	MaxIngest int
+
 	// Heartbeat is the interval of SSE comment heartbeats that keep idle
 	// connections (and proxies) alive. Default 15 s.
 	Heartbeat time.Duration
@@ -71,6 +79,8 @@ func DefaultConfig() Config {
 		Addr:           DefaultAddr,
 		MaxBody:        8 << 20,
 		ClientBuffer:   1024,
+		MaxClients:     256,
+		MaxIngest:      4,
 		Heartbeat:      15 * time.Second,
 		GraphPeriod:    100 * time.Millisecond,
 		GraphPoints:    600,
@@ -91,6 +101,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ClientBuffer <= 0 {
 		c.ClientBuffer = d.ClientBuffer
+	}
+	if c.MaxClients <= 0 {
+		c.MaxClients = d.MaxClients
+	}
+	if c.MaxIngest <= 0 {
+		c.MaxIngest = d.MaxIngest
 	}
 	if c.Heartbeat <= 0 {
 		c.Heartbeat = d.Heartbeat

@@ -125,14 +125,17 @@ type graphHistory struct {
 // handleGraph serves GET /api/v1/graph: SSE with a "history" event, then
 // one "sample" event per tick.
 func (s *Server) handleGraph(w http.ResponseWriter, r *http.Request) {
+	done, ok := s.addClient(w)
+	if !ok {
+		return
+	}
+	defer done()
 	hist, sub, ok := s.graph.subscribe()
 	if !ok {
 		http.Error(w, ErrClosed.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	defer s.graph.unsubscribe(sub)
-	s.clients.Add(1)
-	defer s.clients.Add(-1)
 	sw, err := startSSE(w)
 	if err != nil {
 		return

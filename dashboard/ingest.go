@@ -7,11 +7,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 	"unicode"
 )
 
 // maxReportedErrors bounds the per-line errors listed in a 400 response.
 const maxReportedErrors = 20
+
+// ingestReadTimeout bounds the time to read one POST body.
+const ingestReadTimeout = 30 * time.Second
 
 // maxServiceName bounds the ?service= of an ingest request.
 const maxServiceName = 128
@@ -92,6 +96,14 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) {
 		s.tooLarge(w)
 		return
 	}
+	select { // bound the bodies held in memory at once
+	case s.ingest <- struct{}{}:
+		defer func() { <-s.ingest }()
+	case <-r.Context().Done():
+		return
+	}
+	// A client trickling its body must not hold a slot forever.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(ingestReadTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError

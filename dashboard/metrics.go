@@ -29,6 +29,8 @@ var (
 		"HTTP requests refused for a foreign Host or Origin (403).", nil, nil)
 	descClients = prometheus.NewDesc("logmesh_dashboard_clients",
 		"Open dashboard stream connections (tail, graph, status).", nil, nil)
+	descClientsRefused = prometheus.NewDesc("logmesh_dashboard_clients_refused_total",
+		"Dashboard streams refused because MaxClients were open (503).", nil, nil)
 	descClientDropped = prometheus.NewDesc("logmesh_dashboard_client_dropped_total",
 		"Events and samples lost by dashboard clients that read too slowly.", nil, nil)
 	descPeers = prometheus.NewDesc("logmesh_peers",
@@ -47,7 +49,7 @@ type collector struct{ s *Server }
 // Describe sends every metric description.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descEventsIn, descEventsOut, descEventsDropped, descNodeEvents,
-		descRejected, descHTTPAccepted, descTooLarge, descUnauthorized, descForbidden, descClients, descClientDropped,
+		descRejected, descHTTPAccepted, descTooLarge, descUnauthorized, descForbidden, descClients, descClientsRefused, descClientDropped,
 		descPeers, descTicksMissed, descBytesShipped, descBatchTasks} {
 		ch <- d
 	}
@@ -86,6 +88,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descUnauthorized, prometheus.CounterValue, float64(s.unauthorized.Load()))
 	ch <- prometheus.MustNewConstMetric(descForbidden, prometheus.CounterValue, float64(s.forbidden.Load()))
 	ch <- prometheus.MustNewConstMetric(descClients, prometheus.GaugeValue, float64(s.clients.Load()))
+	ch <- prometheus.MustNewConstMetric(descClientsRefused, prometheus.CounterValue, float64(s.clientsRefused.Load()))
 	ch <- prometheus.MustNewConstMetric(descClientDropped, prometheus.CounterValue, float64(s.clientDropped.Load()))
 	if s.cfg.Peers != nil {
 		ch <- prometheus.MustNewConstMetric(descPeers, prometheus.GaugeValue, float64(len(s.cfg.Peers.Peers())))

@@ -38,9 +38,11 @@ type Server struct {
 	reg    *prometheus.Registry
 	ctx    context.Context // cancelled by Close; parent of every request
 	cancel context.CancelFunc
+	ingest chan struct{} // one token per POST body being read
 
 	// counters of the server's own work, exported on /metrics
 	clients        atomic.Int64  // open stream connections
+	clientsRefused atomic.Uint64 // streams refused with 503 (MaxClients)
 	clientDropped  atomic.Uint64 // events lost by slow stream clients
 	linesAccepted  atomic.Uint64 // NDJSON lines ingested
 	linesRejected  atomic.Uint64 // malformed NDJSON lines
@@ -90,6 +92,7 @@ func New(cfg Config) (*Server, error) {
 		reg:    prometheus.NewRegistry(),
 		ctx:    ctx,
 		cancel: cancel,
+		ingest: make(chan struct{}, cfg.MaxIngest),
 	}
 	if err := s.reg.Register(&collector{s: s}); err != nil {
 		cancel()
@@ -258,4 +261,17 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// addClient counts a new stream connection, or answers 503 when there are
+// MaxClients already. The caller calls the returned func when it ends.
+func (s *Server) addClient(w http.ResponseWriter) (done func(), ok bool) {
+	if s.clients.Add(1) > int64(s.cfg.MaxClients) {
+		s.clients.Add(-1)
+		s.clientsRefused.Add(1)
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, fmt.Sprintf("dashboard: %d streams open already", s.cfg.MaxClients), http.StatusServiceUnavailable)
+		return nil, false
+	}
+	return func() { s.clients.Add(-1) }, true
 }

@@ -74,8 +74,11 @@ func (s *Server) status() status {
 // handleStatus serves GET /api/v1/status: SSE with a "status" event now and
 // every StatusPeriod.
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
-	s.clients.Add(1)
-	defer s.clients.Add(-1)
+	done, ok := s.addClient(w)
+	if !ok {
+		return
+	}
+	defer done()
 	sw, err := startSSE(w)
 	if err != nil {
 		return

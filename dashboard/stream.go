@@ -97,11 +97,14 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "dashboard: stream: "+err.Error(), http.StatusBadRequest)
 		return
 	}
+	done, ok := s.addClient(w)
+	if !ok {
+		return
+	}
+	defer done()
 	c := &streamClient{ch: make(chan Event, s.cfg.ClientBuffer), filter: f, s: s}
 	cancel := s.cfg.Logs.Subscribe(f, c.deliver)
 	defer cancel()
-	s.clients.Add(1)
-	defer s.clients.Add(-1)
 	if wantsSSE(r) {
 		s.streamSSE(w, r, c)
 	} else {
