@@ -81,8 +81,9 @@ type LogStats struct {
 
 // LogSource is the log hub of logd as the dashboard needs it.
 type LogSource interface {
-	// Subscribe calls deliver with every later event that matches f (the
-	// Regexp field may be ignored: the dashboard applies it again) until
+	// Subscribe calls deliver with every later event that matches f (a
+	// source may filter loosely or ignore Regexp: the dashboard applies f
+	// again) until
 	// cancel is called. deliver must not block and must not keep e.Line
 	// after it returns; the source must not call it after cancel returns.
 	Subscribe(f Filter, deliver func(e *Event)) (cancel func())

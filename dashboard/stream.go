@@ -27,7 +27,7 @@ type streamClient struct {
 }
 
 func (c *streamClient) deliver(e *Event) {
-	if c.filter.Regexp != nil && !c.filter.Regexp.Match(e.Line) {
+	if !c.filter.Match(e) { // again: a source may filter more loosely (or not the regexp)
 		return
 	}
 	if len(c.ch) == cap(c.ch) { // full: do not even copy the line
