@@ -162,7 +162,7 @@ func (s *Server) Start(ctx context.Context) error {
 			s.log.Error().Err(err).Msg("dashboard: serve")
 		}
 	}()
-	s.log.Info().Str("addr", ln.Addr().String()).Bool("token", s.token != "").Msg("dashboard: listening")
+	s.log.Info().Str("addr", ln.Addr().String()).Bool("token_required", s.token != "").Msg("dashboard: listening")
 	return nil
 }
 
