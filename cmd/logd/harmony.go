@@ -79,6 +79,7 @@ func startHarmony(_ context.Context, d *daemon) (func(), error) {
 		})
 		d.log.Info().Str("endpoint", w.Endpoint()).Msg("harmony worker ready")
 	}
+	harmonyBatches.register(d.admin)
 	d.admin.HandleFunc("GET /harmony/workers", func(rw http.ResponseWriter, _ *http.Request) {
 		src := harmony.MeshWorkers{Dir: d.node}
 		if self != nil {
@@ -118,7 +119,7 @@ func runReprocess(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		"  logd reprocess --archives --count-by level,service,minute", stderr)
 	fs.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "data directory of the local logd (its admin socket, its archives)")
 	fs.Var(&f.from, "from", "file or directory tree of archives to read (repeatable)")
-	fs.BoolVar(&f.archives, "archives", false, "read the archives collected in <data-dir>/archives")
+	fs.BoolVar(&f.archives, "archives", false, "read the archive tree the local logd collects (its --collect directory)")
 	fs.StringVar(&f.filter, "filter", "", "keep matching lines: terms level>=warn service=api msg~regexp field=value field!=value")
 	fs.StringVar(&f.countBy, "count-by", "", "count lines per key tuple, e.g. level,service,minute (NDJSON table)")
 	fs.StringVar(&f.out, "out", "-", "output file (written atomically), - for stdout")
@@ -154,7 +155,14 @@ func runReprocess(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	sources := append([]string(nil), f.from...)
 	if f.archives {
-		sources = append(sources, filepath.Join(f.dataDir, "archives"))
+		var st shipStatus
+		if err := newAdminClient(f.dataDir).do(ctx, http.MethodGet, "/filemq/status", nil, &st); err != nil {
+			return fmt.Errorf("--archives: %w", err)
+		}
+		if st.Collecting == nil || st.Collecting.Dir == "" {
+			return errors.New("--archives: the local logd collects no archives (start it with --collect DIR)")
+		}
+		sources = append(sources, st.Collecting.Dir)
 	}
 	if len(sources) == 0 {
 		return usageErr("nothing to read: give --from DIR or --archives")
@@ -182,16 +190,23 @@ func runReprocess(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer commit(false)
-	cfg := harmony.RunConfig{Job: job, Tasks: tasks, Out: out, Workers: workers,
+	id := harmony.NewBatchID()
+	cfg := harmony.RunConfig{Batch: id, Job: job, Tasks: tasks, Out: out, Workers: workers,
 		CollectorEndpoint: "tcp://127.0.0.1:0", TaskTimeout: f.taskTimeout}
 	if host != "127.0.0.1" {
 		cfg.CollectorEndpoint, cfg.AdvertiseHost = "tcp://0.0.0.0:0", host
 	}
-	if p := progressPrinter(f.progress, stderr); p != nil {
-		cfg.Progress = p.Print
+	printer := progressPrinter(f.progress, stderr)
+	reporter := newBatchReporter(newAdminClient(f.dataDir), id)
+	cfg.Progress = func(p harmony.Progress) {
+		if printer != nil {
+			printer.Print(p)
+		}
+		reporter.progress(p)
 	}
 	rep, err := harmony.Run(ctx, cfg)
 	if err != nil {
+		reporter.failed(err)
 		return err
 	}
 	if err := commit(true); err != nil {
