@@ -90,6 +90,14 @@ func TestReprocessLocalWorkers(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", s, stderr)
 		}
 	}
+	conv, err := exec.Command(bin, "reprocess", "--data-dir", t.TempDir(), "--local", "1", "--from", dir,
+		"--convert", "logfmt level,message", "--chunk-lines", "500", "--progress", "none").Output()
+	if err != nil {
+		t.Fatalf("reprocess --convert: %v", err)
+	}
+	if want := reference(t, "convert logfmt level,message", dir); !bytes.Equal(conv, want) || !bytes.HasPrefix(conv, []byte("level=")) {
+		t.Fatalf("--convert output differs from a single-process run:\n%.200s\nvs\n%.200s", conv, want)
+	}
 	// A bad command line exits with 2.
 	err = exec.Command(bin, "reprocess", "--from", dir, "--filter", "level>=loud").Run()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
