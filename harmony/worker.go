@@ -267,7 +267,7 @@ func (w *Worker) sendResult(ep string, frame []byte) error {
 			w.linksMu.Unlock()
 			return ErrClosed
 		}
-		l = dialLink(w.ctx, &w.wg, ep, "w-"+uuid.NewString(), nil, nil)
+		l = dialLink(w.ctx, &w.wg, ep, "w-"+uuid.NewString(), nil, nil, nil)
 		w.links[ep] = l
 	}
 	w.linksMu.Unlock()
