@@ -165,11 +165,23 @@ func (a *actor) requirePeer(id uuid.UUID, endpoint string) *peer {
 	return p
 }
 
+// publishReady gives Node.Whisper a fresh copy of the set of entered peers.
+func (a *actor) publishReady() {
+	m := make(map[uuid.UUID]bool, len(a.peers))
+	for id, p := range a.peers {
+		if p.ready {
+			m[id] = true
+		}
+	}
+	a.n.ready.Store(&m)
+}
+
 // removePeer closes the peer's outbox and reports Exit if it had entered.
 func (a *actor) removePeer(p *peer, why string) {
 	p.out.close()
 	delete(a.peers, p.id)
 	if p.ready {
+		a.publishReady()
 		a.log.Debug().Str("peer", p.id.String()).Str("name", p.name).Str("why", why).Msg("mesh: peer exit")
 		a.emit(Event{Type: EventExit, Peer: p.id, Name: p.name})
 	}
@@ -246,6 +258,7 @@ func (a *actor) onMessage(in inbound) {
 
 func (a *actor) onHello(p *peer, m *zreMsg) {
 	p.ready = true
+	a.publishReady()
 	p.name = m.Name
 	p.headers = m.Headers
 	p.status = m.Status
