@@ -46,7 +46,7 @@ type Node struct {
 	beacons beaconNet
 	gossip  *gossip
 
-	cmds      chan func(*actor) // buffered: Shout and Whisper do not wait
+	cmds      chan func(*actor)                  // buffered: Shout and Whisper do not wait
 	ready     atomic.Pointer[map[uuid.UUID]bool] // peers that entered, for Whisper's check
 	quit      chan struct{}
 	actorDone chan struct{}
