@@ -231,7 +231,9 @@ func (a *actor) onMessage(in inbound) {
 	if m.ID == msgHello {
 		want = 1
 	}
-	if m.Sequence != want {
+	// Pyre counts modulo 65535 where Zyre and we wrap at 65536.
+	pyreWrap := want == 65535 && m.Sequence == 0
+	if m.Sequence != want && !pyreWrap {
 		a.n.stats.seqResets.Add(1)
 		a.log.Warn().Str("peer", p.id.String()).Uint16("got", m.Sequence).Uint16("want", want).
 			Msg("mesh: messages lost from peer, resetting it")
@@ -253,6 +255,8 @@ func (a *actor) onMessage(in inbound) {
 		a.onGroup(p, m)
 	case msgPing:
 		a.send(p, &zreMsg{ID: msgPingOK})
+	case msgGoodbye:
+		a.removePeer(p, "said GOODBYE")
 	}
 }
 
