@@ -17,6 +17,10 @@ package mesh
 //     within their ttl are forgotten, so a dead node stops being retried.
 //     A copy is forwarded only when it extends the stored expiry by more
 //     than a quarter ttl, so echoes die out on cycles.
+//   - Clients PING their seeds every 400 ms and greet again on INVALID:
+//     czmq's zgossip server forgets a client silent for a second.
+//
+// The interop tests run czmq's own zgossip (libczmq) as seed and as client.
 
 import (
 	"bufio"
@@ -32,7 +36,13 @@ import (
 	"github.com/google/uuid"
 )
 
-const maxGossipTTL = 10 * time.Minute
+const (
+	maxGossipTTL = 10 * time.Minute
+	// gossipPing is how often a node pings its seeds. A czmq zgossip
+	// server forgets a client that is silent for a second (its default
+	// server/timeout) and stops forwarding tuples to it.
+	gossipPingEvery = 400 * time.Millisecond
+)
 
 // gossipTuple is a peer learned by gossip.
 type gossipTuple struct {
@@ -134,13 +144,34 @@ func (g *gossip) loop(ctx context.Context) {
 	links := map[*glink]bool{}
 	republish := time.NewTicker(g.ttl / 3)
 	defer republish.Stop()
+	ping := time.NewTicker(gossipPingEvery)
+	defer ping.Stop()
 	own := func() *gossipMsg {
 		return &gossipMsg{ID: gossipPublish, Key: g.key, Value: g.value, TTL: uint32(g.ttl / time.Millisecond)}
+	}
+	// greet says HELLO on a link to a seed and sends it every tuple.
+	greet := func(l *glink) {
+		if l.client {
+			g.send(l, &gossipMsg{ID: gossipHello})
+		}
+		g.send(l, own())
+		now := time.Now()
+		for k, t := range tuples {
+			if left := t.expires.Sub(now); left > 0 {
+				g.send(l, &gossipMsg{ID: gossipPublish, Key: k, Value: t.value, TTL: uint32(left / time.Millisecond)})
+			}
+		}
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-ping.C:
+			for l := range links {
+				if l.client {
+					g.send(l, &gossipMsg{ID: gossipPing})
+				}
+			}
 		case now := <-republish.C:
 			for k, t := range tuples {
 				if now.After(t.expires) {
@@ -155,18 +186,14 @@ func (g *gossip) loop(ctx context.Context) {
 			switch {
 			case ev.up:
 				links[l] = true
-				if l.client {
-					g.send(l, &gossipMsg{ID: gossipHello})
-				}
-				g.send(l, own())
-				now := time.Now()
-				for k, t := range tuples {
-					if left := t.expires.Sub(now); left > 0 {
-						g.send(l, &gossipMsg{ID: gossipPublish, Key: k, Value: t.value, TTL: uint32(left / time.Millisecond)})
-					}
-				}
+				greet(l)
 			case ev.down:
 				delete(links, l)
+			case ev.msg.ID == gossipInvalid && l.client:
+				// The seed forgot us (as czmq does after a silence):
+				// start over, as czmq's own client does.
+				g.n.log.Debug().Str("seed", l.remote).Msg("mesh: gossip seed reset us, greeting again")
+				greet(l)
 			default:
 				g.handle(ctx, l, ev.msg, tuples, links)
 			}
@@ -180,8 +207,7 @@ func (g *gossip) handle(ctx context.Context, from *glink, m *gossipMsg, tuples m
 		g.send(from, &gossipMsg{ID: gossipPong})
 		return
 	case gossipInvalid:
-		g.n.log.Warn().Str("remote", from.remote).Msg("mesh: gossip peer says our message was invalid")
-		return
+		return // from a client: nothing to do
 	case gossipPublish:
 	default:
 		return
