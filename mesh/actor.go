@@ -83,8 +83,10 @@ func (a *actor) run(inbox <-chan inbound) {
 		select {
 		case f := <-a.n.cmds:
 			f(a)
+			a.drainCommands()
 		case in := <-inbox:
 			a.onMessage(in)
+			a.drainInbox(inbox)
 		case h := <-a.heard:
 			a.onBeacon(h)
 		case t := <-gossipIn:
@@ -95,6 +97,32 @@ func (a *actor) run(inbox <-chan inbound) {
 			a.reap(time.Now())
 		case <-a.n.quit:
 			a.stop()
+			return
+		}
+	}
+}
+
+// drainInbox handles messages already waiting with cheap non-blocking
+// receives instead of a full select each, a bounded number at a time.
+func (a *actor) drainInbox(inbox <-chan inbound) {
+	for range 64 {
+		select {
+		case in := <-inbox:
+			a.onMessage(in)
+		default:
+			return
+		}
+	}
+}
+
+// drainCommands runs the commands already queued (bursts of Whisper and
+// Shout), a bounded number at a time so the other inputs are not starved.
+func (a *actor) drainCommands() {
+	for range 64 {
+		select {
+		case f := <-a.n.cmds:
+			f(a)
+		default:
 			return
 		}
 	}

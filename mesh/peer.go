@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -158,6 +159,14 @@ func (o *outbox) pump(ctx context.Context, conn net.Conn, w *bufio.Writer, write
 			if n == 1024 {
 				break
 			}
+			select {
+			case msg = <-o.q:
+				continue
+			default:
+			}
+			// Give a sender that is mid-burst one chance to add to this
+			// flush before paying for the write system call.
+			runtime.Gosched()
 			select {
 			case msg = <-o.q:
 			default:
