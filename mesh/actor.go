@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/logmesh/logmesh/curve"
 	"github.com/rs/zerolog"
 )
 
@@ -140,11 +141,16 @@ func (a *actor) stop() {
 }
 
 func (a *actor) sendBeacon(port uint16) {
-	if err := a.beacons.send(beacon{ID: a.id, Port: port}.encode()); err != nil {
+	b := beacon{ID: a.id, Port: port}
+	if c := a.n.cfg.Curve; c != nil {
+		b.HasKey, b.Key = true, c.Keys.Public // version 3, as Zyre with CURVE
+	}
+	pkt := b.encode()
+	if err := a.beacons.send(pkt); err != nil {
 		a.log.Debug().Err(err).Msg("mesh: send beacon")
 		return
 	}
-	a.n.stats.bytesOut.Add(beaconSize)
+	a.n.stats.bytesOut.Add(uint64(len(pkt)))
 }
 
 func (a *actor) emit(ev Event) {
@@ -165,6 +171,9 @@ func (a *actor) onBeacon(h heard) {
 		return
 	}
 	p := a.peers[b.ID]
+	if p != nil && p.key != nil && (!b.HasKey || *p.key != b.Key) {
+		return // not from the peer we know: no sign of its life
+	}
 	if b.Port == 0 {
 		if p != nil {
 			a.removePeer(p, "left")
@@ -172,19 +181,24 @@ func (a *actor) onBeacon(h heard) {
 		return
 	}
 	if p == nil {
+		key := keyOf(b)
+		if !a.admit(b.ID, key, &net.UDPAddr{IP: h.from}, "beacon") {
+			return
+		}
 		ep := "tcp://" + net.JoinHostPort(h.from.String(), strconv.Itoa(int(b.Port)))
-		p = a.requirePeer(b.ID, ep)
+		p = a.requirePeer(b.ID, ep, key)
 	}
 	// Beacons show life, as in Pyre: peers we hear need no PING.
 	a.touch(p)
 }
 
 // requirePeer creates a peer, connects its outbox and sends HELLO.
-func (a *actor) requirePeer(id uuid.UUID, endpoint string) *peer {
+func (a *actor) requirePeer(id uuid.UUID, endpoint string, key *curve.PublicKey) *peer {
 	now := time.Now()
-	p := &peer{id: id, endpoint: endpoint, groups: map[string]bool{}, lastSeen: now}
+	p := &peer{id: id, endpoint: endpoint, key: key, groups: map[string]bool{}, lastSeen: now}
 	cfg := &a.n.cfg
-	p.out = startOutbox(a.n.ctx, &a.n.wg, endpoint, a.identity, cfg.SendQueue, cfg.ExpiredTimeout, a.log, &a.n.stats)
+	p.out = startOutbox(a.n.ctx, &a.n.wg, dealer{endpoint: endpoint, identity: a.identity, queue: cfg.SendQueue,
+		writeTimeout: cfg.ExpiredTimeout, sec: a.clientSecurity(key), log: a.log, stats: &a.n.stats})
 	a.peers[id] = p
 	a.touch(p)
 	a.send(p, &zreMsg{ID: msgHello, Endpoint: a.endpoint, Groups: slices.Sorted(maps.Keys(a.groups)),
@@ -241,6 +255,11 @@ func (a *actor) send(p *peer, m *zreMsg) {
 func (a *actor) onMessage(in inbound) {
 	m := in.msg
 	p := a.peers[in.from]
+	if p != nil && p.key != nil && (in.key == nil || *in.key != *p.key) {
+		a.n.stats.refused.Add(1)
+		a.log.Warn().Str("peer", in.from.String()).Msg("mesh: message under another CURVE key than the peer's, ignored")
+		return
+	}
 	if m.ID == msgHello {
 		if p != nil && p.ready {
 			// A second HELLO means the peer reset us: start over, as Zyre does.
@@ -248,7 +267,14 @@ func (a *actor) onMessage(in inbound) {
 			p = nil
 		}
 		if p == nil {
-			p = a.requirePeer(in.from, m.Endpoint)
+			// With CURVE the mailbox has already admitted in.key; the
+			// HELLO must not claim another one.
+			if h, ok := m.Headers[headerPublicKey]; ok && in.key != nil && h != in.key.String() {
+				a.n.stats.refused.Add(1)
+				a.log.Warn().Str("peer", in.from.String()).Msg("mesh: HELLO claims another key than its connection, ignored")
+				return
+			}
+			p = a.requirePeer(in.from, m.Endpoint, in.key)
 		}
 	} else if p == nil || !p.ready {
 		a.n.stats.ignored.Add(1)

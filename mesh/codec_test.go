@@ -99,11 +99,19 @@ func TestBeaconRoundTrip(t *testing.T) {
 	if err != nil || got != b {
 		t.Fatalf("decode = %+v, %v; want %+v", got, err, b)
 	}
+	v3 := beacon{ID: uuid.New(), Port: 7, HasKey: true, Key: [32]byte{1, 2, 3, 31: 9}}
+	p3 := v3.encode()
+	if got, err := decodeBeacon(p3); len(p3) != 54 || p3[3] != 3 || err != nil || got != v3 {
+		t.Fatalf("v3 beacon: % x decodes to %+v, %v", p3, got, err)
+	}
 	for name, bad := range map[string][]byte{
-		"short":     p[:21],
-		"long":      append(append([]byte{}, p...), 0),
-		"header":    append([]byte("ZRX\x01"), p[4:]...),
-		"version 3": append([]byte("ZRE\x03"), p[4:]...),
+		"short":       p[:21],
+		"long":        append(append([]byte{}, p...), 0),
+		"header":      append([]byte("ZRX\x01"), p[4:]...),
+		"version 2":   append([]byte("ZRE\x02"), p[4:]...),
+		"v3 short":    append([]byte("ZRE\x03"), p[4:]...),
+		"v1 with key": append([]byte("ZRE\x01"), p3[4:]...),
+		"three bytes": []byte("ZRE"),
 	} {
 		if _, err := decodeBeacon(bad); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: err = %v, want ErrMalformed", name, err)
@@ -179,6 +187,7 @@ func FuzzDecodeZRE(f *testing.F) {
 func FuzzDecodeBeacon(f *testing.F) {
 	f.Add(beacon{ID: uuid.New(), Port: 5670}.encode())
 	f.Add(beacon{ID: uuid.New()}.encode())
+	f.Add(beacon{ID: uuid.New(), Port: 1, HasKey: true, Key: [32]byte{7}}.encode())
 	f.Add([]byte("ZRE\x03"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {

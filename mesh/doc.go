@@ -12,6 +12,7 @@
 //
 // Files by concern: codec.go (ZRE messages), beacon.go (beacons, UDP),
 // gossipcodec.go and gossip.go (ZGP seeds), zmtp.go (the ZMTP subset),
+// security.go (CURVE admission),
 // mailbox.go (the ROUTER), peer.go (peers and their DEALER outboxes),
 // actor.go (the protocol), events.go (the Events queue), node.go (the API).
 //
@@ -36,6 +37,15 @@
 // (EventBuffer; beyond it new events are dropped, counted in
 // Stats().EventsDropped and logged). A reader that stops reading therefore
 // loses events but never delays PINGs, expiry or other peers.
+//
+// Security. With Config.Curve the mesh is closed as Zyre closes it with a
+// certificate: version 3 beacons carry the public key, HELLO carries
+// X-PUBLICKEY, gossip values are "endpoint|key", and every mailbox
+// connection runs CURVE (package curve): encrypted, and admitted only if
+// Config.Curve.Authorize accepts the peer's key, both when a peer connects
+// and before we dial it. A message under another key than its peer's is
+// refused. Gossip links themselves stay NULL: they carry only endpoints and
+// public keys, and whoever reads them still cannot join.
 //
 // Bad input (malformed beacons, garbage, wrong versions, unknown ids,
 // oversized frames, sequence jumps) is logged, counted in Stats and

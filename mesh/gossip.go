@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/logmesh/logmesh/curve"
 )
 
 const (
@@ -48,6 +49,7 @@ const (
 type gossipTuple struct {
 	id       uuid.UUID
 	endpoint string
+	key      *curve.PublicKey // from "endpoint|key", as Zyre publishes with CURVE
 	ttl      time.Duration
 }
 
@@ -99,6 +101,9 @@ func (n *Node) startGossip(ctx context.Context) (*gossip, error) {
 		ttl:     n.cfg.ExpiredTimeout,
 		learned: make(chan gossipTuple, 256),
 		events:  make(chan gossipEvent, 64),
+	}
+	if n.cfg.Curve != nil {
+		g.value += "|" + n.cfg.Curve.Keys.Public.String()
 	}
 	if n.cfg.GossipBind != "" {
 		var lc net.ListenConfig
@@ -213,7 +218,13 @@ func (g *gossip) handle(ctx context.Context, from *glink, m *gossipMsg, tuples m
 		return
 	}
 	id, err := uuid.Parse(m.Key)
-	endpoint, _, _ := strings.Cut(m.Value, "|") // Zyre appends "|<public key>" with CURVE
+	endpoint, keyText, hasKey := strings.Cut(m.Value, "|") // Zyre appends "|<public key>" with CURVE
+	var key *curve.PublicKey
+	if hasKey && err == nil {
+		var k curve.PublicKey
+		k, err = curve.ParsePublicKey(keyText)
+		key = &k
+	}
 	if err != nil || !strings.HasPrefix(endpoint, "tcp://") {
 		g.n.stats.badGossip.Add(1)
 		g.n.log.Warn().Str("key", m.Key).Str("value", m.Value).Str("remote", from.remote).Msg("mesh: ignoring gossip tuple that is not uuid=tcp endpoint")
@@ -247,7 +258,7 @@ func (g *gossip) handle(ctx context.Context, from *glink, m *gossipMsg, tuples m
 		}
 	}
 	select {
-	case g.learned <- gossipTuple{id: id, endpoint: endpoint, ttl: ttl}:
+	case g.learned <- gossipTuple{id: id, endpoint: endpoint, key: key, ttl: ttl}:
 	case <-ctx.Done():
 	}
 }
@@ -383,12 +394,12 @@ func (g *gossip) runLink(ctx context.Context, conn net.Conn, r *bufio.Reader, w 
 
 // onGossip connects to a peer learned by gossip.
 func (a *actor) onGossip(t gossipTuple) {
-	if t.id == a.id {
+	if t.id == a.id || !a.admit(t.id, t.key, nil, "gossip") {
 		return
 	}
-	a.known[t.id] = knownPeer{endpoint: t.endpoint, expires: time.Now().Add(t.ttl)}
+	a.known[t.id] = knownPeer{endpoint: t.endpoint, key: t.key, expires: time.Now().Add(t.ttl)}
 	if a.peers[t.id] == nil {
-		a.requirePeer(t.id, t.endpoint)
+		a.requirePeer(t.id, t.endpoint, t.key)
 	}
 }
 
@@ -401,12 +412,13 @@ func (a *actor) rediscover(now time.Time) {
 			continue
 		}
 		if a.peers[id] == nil {
-			a.requirePeer(id, k.endpoint)
+			a.requirePeer(id, k.endpoint, k.key)
 		}
 	}
 }
 
 type knownPeer struct {
 	endpoint string
+	key      *curve.PublicKey
 	expires  time.Time
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/logmesh/logmesh/curve"
 	"github.com/rs/zerolog"
 )
 
@@ -45,6 +46,9 @@ type Node struct {
 	// beacons, when set before Start, replaces UDP beacons (simulations).
 	beacons beaconNet
 	gossip  *gossip
+	// curveServer authenticates peers that connect to the mailbox when
+	// Config.Curve is set.
+	curveServer *curve.Security
 
 	cmds      chan func(*actor)                  // buffered: Shout and Whisper do not wait
 	ready     atomic.Pointer[map[uuid.UUID]bool] // peers that entered, for Whisper's check
@@ -82,6 +86,11 @@ func New(cfg Config) (*Node, error) {
 	}
 	if n.headers == nil {
 		n.headers = map[string]string{}
+	}
+	if c := cfg.Curve; c != nil {
+		n.headers[headerPublicKey] = c.Keys.Public.String()
+		n.curveServer = curve.NewServer(c.Keys, c.Authorize, curve.WithLogger(cfg.Logger),
+			curve.WithMaxMessageSize(int64(cfg.MaxMessageSize)))
 	}
 	n.evq.init(cfg.EventBuffer, n.events)
 	return n, nil
@@ -408,13 +417,14 @@ type Stats struct {
 	SendsDropped   uint64 // messages dropped because a peer's queue was full
 	EventsDropped  uint64 // events dropped because the Events reader was behind
 	BadGossip      uint64 // malformed gossip messages
+	Refused        uint64 // peers refused by CURVE: no key, key not admitted, failed handshake
 	BytesSent      uint64 // bytes written to peers, seeds and the beacon port
 	BytesReceived  uint64 // bytes read from peers, seeds and the beacon port
 }
 
 type counters struct {
 	badBeacons, badMessages, badConns, ignored, seqResets, sendsDropped, badGossip atomic.Uint64
-	bytesIn, bytesOut                                                              atomic.Uint64
+	bytesIn, bytesOut, refused                                                     atomic.Uint64
 }
 
 // countedConn counts the bytes of a peer or gossip connection.
@@ -446,6 +456,7 @@ func (n *Node) Stats() Stats {
 		SendsDropped:   n.stats.sendsDropped.Load(),
 		EventsDropped:  n.evq.dropped.Load(),
 		BadGossip:      n.stats.badGossip.Load(),
+		Refused:        n.stats.refused.Load(),
 		BytesSent:      n.stats.bytesOut.Load(),
 		BytesReceived:  n.stats.bytesIn.Load(),
 	}
