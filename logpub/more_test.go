@@ -96,3 +96,26 @@ func TestFilterLevels(t *testing.T) {
 		t.Error("NoLevel name")
 	}
 }
+
+func TestMaxBackups(t *testing.T) {
+	dir := t.TempDir()
+	h := startHub(t, func(c *HubConfig) { c.Capture = CaptureConfig{Dir: dir, MaxSize: 512, MaxBackups: 2} })
+	a := newApp(t, WriterOptions{Endpoint: h.WriterEndpoint(), Service: "api"})
+	for i := 0; i < 100; i++ {
+		a.log.Info().Int("i", i).Str("pad", strings.Repeat("b", 80)).Msg("backups")
+	}
+	a.waitAcked(t)
+	waitFor(t, "at most 2 rotated files", func() bool {
+		ents, _ := os.ReadDir(dir)
+		gz, plain := 0, 0
+		for _, e := range ents {
+			switch n := e.Name(); {
+			case strings.HasPrefix(n, "api-") && strings.HasSuffix(n, ".log.gz"):
+				gz++
+			case strings.HasPrefix(n, "api-"):
+				plain++
+			}
+		}
+		return gz == 2 && plain == 0
+	})
+}

@@ -117,7 +117,9 @@ func startLogpub(ctx context.Context, d *daemon) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
+	// One endpoint serves live streams and --since queries.
 	d.node.SetHeader("X-LOGD-PUB", advertisedEndpoint(h.PubEndpoint()))
+	d.node.SetHeader("X-LOGD-QUERY", advertisedEndpoint(h.PubEndpoint()))
 	d.admin.HandleFunc("GET /logpub/stats", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(h.Stats())
