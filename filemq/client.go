@@ -230,7 +230,8 @@ func (c *Client) session(endpoint string) error {
 	id := make([]byte, 16)
 	rand.Read(id)
 	sock := zmq4.NewDealer(sctx, zmq4.WithID(zmq4.SocketIdentity(id)),
-		zmq4.WithDialerMaxRetries(-1), zmq4.WithLogger(discardStdLogger()))
+		zmq4.WithDialerMaxRetries(-1), zmq4.WithDialerTimeout(c.cfg.Timeout),
+		zmq4.WithLogger(discardStdLogger()))
 	defer sock.Close()
 	// zmq4's Dial blocks, retrying, until it connects: Close must be able to stop it.
 	stop := context.AfterFunc(c.ctx, scancel)
@@ -261,7 +262,7 @@ func (c *Client) session(endpoint string) error {
 			}
 		}
 	}()
-	defer func() { scancel(); sock.Close(); rwg.Wait() }()
+	defer func() { scancel(); sock.Close(); rwg.Wait(); drainClosed(sock) }()
 
 	s := &session{c: c, sock: sock, sent: map[string]bool{}, resyncing: map[string]bool{}}
 	if err := s.send(&Msg{Cmd: CmdOHAI}); err != nil {
@@ -324,8 +325,11 @@ func (s *session) send(m *Msg) error {
 }
 
 func (s *session) icanhaz(sub string) error {
-	return s.send(&Msg{Cmd: CmdICANHAZ, Path: sub,
-		Options: map[string]string{optResync: "1"}, Cache: s.c.in.cacheFor()})
+	opts := map[string]string{optResync: "1"}
+	if s.c.cfg.Name != "" {
+		opts[optClient] = s.c.cfg.Name
+	}
+	return s.send(&Msg{Cmd: CmdICANHAZ, Path: sub, Options: opts, Cache: s.c.in.cacheFor()})
 }
 
 func (s *session) subscribeAll() error {

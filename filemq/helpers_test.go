@@ -17,7 +17,7 @@ import (
 
 // fastDir returns a temporary directory on tmpfs when there is one, so
 // that the large-file tests do not wait on a disk.
-func fastDir(t *testing.T) string {
+func fastDir(t testing.TB) string {
 	t.Helper()
 	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
 		d, err := os.MkdirTemp("/dev/shm", "filemq-test-")
@@ -115,6 +115,7 @@ func testServer(t testing.TB) *Server {
 	cfg := DefaultServerConfig()
 	cfg.PollInterval = 50 * time.Millisecond
 	cfg.StableAge = 0
+	cfg.ChunkSize = 256 << 10 // several chunks even for small test files
 	cfg.Logger = testLogger(t)
 	s, err := NewServer(cfg)
 	if err != nil {

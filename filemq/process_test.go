@@ -19,6 +19,7 @@ const helperEnv = "FILEMQ_TEST_CLIENT"
 func helperMain() {
 	cfg := DefaultClientConfig(os.Getenv("FILEMQ_INBOX"))
 	cfg.Heartbeat = 100 * time.Millisecond
+	cfg.Timeout = time.Second
 	c, err := NewClient(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -35,6 +36,31 @@ func helperMain() {
 	for e := range c.Events() {
 		fmt.Println(e.Type, e.Path, e.Err)
 	}
+}
+
+// serverHelperEnv makes the test binary run as a FILEMQ server process
+// (see serverHelperMain), for tests across network namespaces.
+const serverHelperEnv = "FILEMQ_TEST_SERVER"
+
+// serverHelperMain publishes FILEMQ_SRC as "/" on FILEMQ_BIND, prints the
+// bound endpoint on the first line of stdout, and serves until killed.
+func serverHelperMain() {
+	cfg := DefaultServerConfig()
+	cfg.Endpoint = os.Getenv("FILEMQ_BIND")
+	cfg.StableAge = 0
+	cfg.ClientTimeout = 3 * time.Second
+	cfg.SendTimeout = 2 * time.Second
+	s, err := NewServer(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if err := s.Publish(os.Getenv("FILEMQ_SRC"), "/"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println(s.Endpoint())
+	select {}
 }
 
 func startClientProcess(t *testing.T, endpoint, inbox string) *exec.Cmd {

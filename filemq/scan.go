@@ -58,9 +58,7 @@ func validAlias(alias string) bool {
 	return strings.HasPrefix(alias, "/") && path.Clean(alias) == alias && !strings.ContainsRune(alias, 0)
 }
 
-func joinVirtual(alias, rel string) string {
-	return path.Join(alias, filepath.ToSlash(rel))
-}
+func joinVirtual(alias, rel string) string { return path.Join(alias, rel) }
 
 // scan walks every mount once and returns the changes since the last scan.
 // force publishes files at once, whatever their age (used by Announce).
@@ -82,6 +80,14 @@ func (s *scanner) scan(ctx context.Context, force map[string]bool) ([]change, er
 			rel, err := filepath.Rel(m.dir, p)
 			if err != nil {
 				return nil
+			}
+			rel = filepath.ToSlash(rel)
+			if s.cfg.Map != nil {
+				mapped, ok := s.cfg.Map(rel)
+				if !ok || !filepath.IsLocal(mapped) || path.Clean(mapped) != mapped {
+					return nil
+				}
+				rel = mapped
 			}
 			vpath := joinVirtual(m.alias, rel)
 			fi, err := d.Info()

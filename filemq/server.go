@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"log"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -25,7 +23,6 @@ var ErrClosed = errors.New("filemq: closed")
 type Server struct {
 	cfg    ServerConfig
 	log    zerolog.Logger
-	sock   zmq4.Socket
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -37,6 +34,11 @@ type Server struct {
 	statsReq chan chan ServerStats
 
 	malformed atomic.Uint64
+	restarts  atomic.Uint64
+
+	sockMu    sync.Mutex
+	sock      zmq4.Socket // replaced when a stalled write forces a restart
+	endpoint  string      // bound endpoint, with the real port
 	closeOnce sync.Once
 
 	// Owned by the loop goroutine.
@@ -61,34 +63,47 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.ClientTimeout <= 0 {
 		cfg.ClientTimeout = def.ClientTimeout
 	}
+	if cfg.SendTimeout <= 0 {
+		cfg.SendTimeout = def.SendTimeout
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	sock := zmq4.NewRouter(ctx, zmq4.WithLogger(discardStdLogger()))
-	if err := sock.Listen(cfg.Endpoint); err != nil {
+	sock, err := bindRouter(ctx, cfg.Endpoint)
+	if err != nil {
 		cancel()
-		sock.Close()
-		return nil, fmt.Errorf("filemq: bind %s: %w", cfg.Endpoint, err)
+		return nil, err
 	}
 	s := &Server{
-		cfg: cfg, log: cfg.Logger, sock: sock, ctx: ctx, cancel: cancel,
+		cfg: cfg, log: cfg.Logger, sock: sock, ctx: ctx, cancel: cancel, endpoint: boundEndpoint(sock, cfg.Endpoint),
 		in: make(chan zmq4.Msg, 64), changes: make(chan []change, 4),
 		mounts: make(chan mount), announce: make(chan string, 64),
 		statsReq: make(chan chan ServerStats),
 		files:    map[string]fileInfo{}, clients: map[string]*peer{},
 	}
 	s.wg.Add(3)
-	go s.readLoop()
+	go s.readLoop(sock)
 	go s.scanLoop()
 	go s.loop()
 	return s, nil
 }
 
-// Endpoint returns the bound endpoint, with the real port.
-func (s *Server) Endpoint() string {
-	if a, ok := s.sock.Addr().(*net.TCPAddr); ok {
+func bindRouter(ctx context.Context, endpoint string) (zmq4.Socket, error) {
+	sock := zmq4.NewRouter(ctx, zmq4.WithLogger(discardStdLogger()))
+	if err := sock.Listen(endpoint); err != nil {
+		sock.Close()
+		return nil, fmt.Errorf("filemq: bind %s: %w", endpoint, err)
+	}
+	return sock, nil
+}
+
+func boundEndpoint(sock zmq4.Socket, configured string) string {
+	if a, ok := sock.Addr().(*net.TCPAddr); ok {
 		return fmt.Sprintf("tcp://%s", net.JoinHostPort(a.IP.String(), strconv.Itoa(a.Port)))
 	}
-	return s.cfg.Endpoint
+	return configured
 }
+
+// Endpoint returns the bound endpoint, with the real port.
+func (s *Server) Endpoint() string { return s.endpoint }
 
 // Publish makes the tree under dir available under the virtual path alias
 // ("/" or "/logs", ...). Files already there are sent to resyncing clients.
@@ -128,18 +143,21 @@ func (s *Server) Announce(path string) error {
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.cancel()
+		s.sockMu.Lock()
 		s.sock.Close()
+		s.sockMu.Unlock()
 		s.wg.Wait()
 	})
 	return nil
 }
 
-func (s *Server) readLoop() {
+func (s *Server) readLoop(sock zmq4.Socket) {
 	defer s.wg.Done()
 	for {
-		msg, err := s.sock.Recv()
+		msg, err := sock.Recv()
 		if err != nil {
-			return // closed
+			drainClosed(sock)
+			return
 		}
 		select {
 		case s.in <- msg:
@@ -203,7 +221,3 @@ func (s *Server) scanLoop() {
 		}
 	}
 }
-
-// discardStdLogger silences zmq4's own log.Printf diagnostics (failed
-// handshakes of bad peers); the server counts and logs those itself.
-func discardStdLogger() *log.Logger { return log.New(io.Discard, "", 0) }

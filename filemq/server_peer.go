@@ -30,6 +30,7 @@ type job struct {
 // peer is the server's state for one connected client.
 type peer struct {
 	id       []byte
+	name     string // X-CLIENT option, if the client sent one
 	subs     []string
 	credit   int64
 	granted  uint64
@@ -125,12 +126,52 @@ func (s *Server) send(id []byte, m *Msg) {
 	s.sendFrame(id, b)
 }
 
-// sendFrame writes one command. zmq4's ROUTER write is synchronous (it holds
-// one lock across the TCP write), so the buffer can be reused afterwards;
-// credit keeps the bytes in flight, and so the time blocked, bounded.
+// sendFrame writes one command. zmq4's ROUTER write is synchronous and
+// holds one lock across the TCP write to any peer, with no deadline, so the
+// buffer can be reused afterwards. Credit keeps the bytes in flight within
+// what socket buffers absorb; should a write still block (a peer gone
+// without a FIN, its buffers full), a watchdog closes the socket after
+// SendTimeout and the server binds a fresh one: clients reconnect and resume.
 func (s *Server) sendFrame(id, b []byte) {
-	if err := s.sock.Send(zmq4.NewMsgFrom(id, b)); err != nil && s.ctx.Err() == nil {
+	sock := s.sock
+	watchdog := time.AfterFunc(s.cfg.SendTimeout, func() { sock.Close() })
+	err := sock.Send(zmq4.NewMsgFrom(id, b))
+	if !watchdog.Stop() {
+		s.restartSocket()
+		return
+	}
+	if err != nil && s.ctx.Err() == nil {
 		s.log.Debug().Err(err).Msg("filemq: send")
+	}
+}
+
+// restartSocket replaces a ROUTER closed by the send watchdog. Every
+// client's state goes with it; they reconnect, resync and resume.
+func (s *Server) restartSocket() {
+	if s.ctx.Err() != nil {
+		return
+	}
+	s.restarts.Add(1)
+	s.log.Warn().Dur("after", s.cfg.SendTimeout).Msg("filemq: a send blocked; rebinding the socket")
+	for _, p := range s.clients {
+		p.closeCur()
+	}
+	clear(s.clients)
+	for s.ctx.Err() == nil {
+		sock, err := bindRouter(s.ctx, s.endpoint)
+		if err == nil {
+			s.sockMu.Lock()
+			s.sock = sock
+			s.sockMu.Unlock()
+			s.wg.Add(1)
+			go s.readLoop(sock)
+			return
+		}
+		s.log.Error().Err(err).Msg("filemq: rebind")
+		select {
+		case <-time.After(time.Second):
+		case <-s.ctx.Done():
+		}
 	}
 }
 
@@ -196,6 +237,9 @@ func (s *Server) handle(zm zmq4.Msg) {
 		}
 		if !containsString(p.subs, sub) {
 			p.subs = append(p.subs, sub)
+		}
+		if n := m.Options[optClient]; n != "" && len(n) <= 255 {
+			p.name = n
 		}
 		if m.Options[optResync] == "1" {
 			s.resync(p, sub, m.Cache)

@@ -4,7 +4,8 @@ import "sort"
 
 // ClientShipping is the server's view of one connected client.
 type ClientShipping struct {
-	ID            string   `json:"id"` // hex identity of the client's socket
+	ID            string   `json:"id"`             // hex identity of the client's socket
+	Name          string   `json:"name,omitempty"` // the client's X-CLIENT option
 	Subscriptions []string `json:"subscriptions"`
 	Granted       uint64   `json:"granted"`       // credit granted in total (bytes)
 	Sent          uint64   `json:"sent"`          // file bytes sent in total; never above Granted
@@ -19,9 +20,10 @@ type ClientShipping struct {
 
 // ServerStats is a snapshot of a Server, for status commands and dashboards.
 type ServerStats struct {
-	Files     int              `json:"files"` // files published
-	Bytes     int64            `json:"bytes"` // their total size
-	Malformed uint64           `json:"malformed"`
+	Files     int              `json:"files"`     // files published
+	Bytes     int64            `json:"bytes"`     // their total size
+	Malformed uint64           `json:"malformed"` // commands refused with RTFM
+	Restarts  uint64           `json:"restarts"`  // socket rebinds after a blocked send
 	Clients   []ClientShipping `json:"clients"`
 }
 
@@ -37,13 +39,13 @@ func (s *Server) Stats() (ServerStats, error) {
 }
 
 func (s *Server) stats() ServerStats {
-	st := ServerStats{Files: len(s.files), Malformed: s.malformed.Load()}
+	st := ServerStats{Files: len(s.files), Malformed: s.malformed.Load(), Restarts: s.restarts.Load()}
 	for _, f := range s.files {
 		st.Bytes += f.size
 	}
 	for _, p := range s.clients {
 		c := ClientShipping{
-			ID: hexID(p.id), Subscriptions: append([]string(nil), p.subs...),
+			ID: hexID(p.id), Name: p.name, Subscriptions: append([]string(nil), p.subs...),
 			Granted: p.granted, Sent: p.sent, Credit: p.credit, ShippedFiles: p.files,
 			PendingFiles: len(p.queue),
 		}

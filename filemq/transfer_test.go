@@ -11,8 +11,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(helperEnv) != "" {
+	switch {
+	case os.Getenv(helperEnv) != "":
 		helperMain()
+		return
+	case os.Getenv(serverHelperEnv) != "":
+		serverHelperMain()
 		return
 	}
 	goleak.VerifyTestMain(m)
@@ -84,5 +88,45 @@ func TestSubscriptionFilteredAtServer(t *testing.T) {
 	}
 	if rb := c.Stats().ReceivedBytes; rb != 1010 {
 		t.Fatalf("client received %d chunk bytes, want 1010 (only the subscribed files)", rb)
+	}
+}
+
+// TestMapAndClientName publishes through ServerConfig.Map (skipping some
+// files, moving others) and checks the client's name in the server's stats.
+func TestMapAndClientName(t *testing.T) {
+	src, inbox := fastDir(t), fastDir(t)
+	writeRandom(t, filepath.Join(src, "api-1.gz"), 100, 1)
+	writeRandom(t, filepath.Join(src, "api.log"), 100, 2)
+	writeRandom(t, filepath.Join(src, "escape"), 100, 3)
+	cfg := DefaultServerConfig()
+	cfg.PollInterval, cfg.StableAge = 50*time.Millisecond, 0
+	cfg.Map = func(rel string) (string, bool) {
+		switch rel {
+		case "api-1.gz":
+			return "api/" + rel, true
+		case "escape":
+			return "../escape", true // refused: not local
+		}
+		return "", false
+	}
+	s, err := NewServer(cfg)
+	mustNot(t, err)
+	defer s.Close()
+	mustNot(t, s.Publish(src, "/"))
+	ccfg := DefaultClientConfig(inbox)
+	ccfg.Name = "collector-1"
+	c, err := NewClient(ccfg)
+	mustNot(t, err)
+	defer c.Close()
+	mustNot(t, c.Subscribe("/"))
+	mustNot(t, c.Connect(s.Endpoint()))
+	waitFor(t, 10*time.Second, "api/api-1.gz", func() bool { _, ok := treeHashes(t, inbox)["api/api-1.gz"]; return ok })
+	st, err := s.Stats()
+	mustNot(t, err)
+	if st.Files != 1 || len(st.Clients) != 1 || st.Clients[0].Name != "collector-1" {
+		t.Fatalf("stats %+v", st)
+	}
+	if got := treeHashes(t, inbox); len(got) != 1 {
+		t.Fatalf("inbox holds %s", relNames(got))
 	}
 }

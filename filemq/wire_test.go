@@ -31,7 +31,7 @@ func newRawSocket(t *testing.T, sock zmq4.Socket) *rawPeer {
 			r.in <- m
 		}
 	}()
-	t.Cleanup(func() { sock.Close(); <-done })
+	t.Cleanup(func() { sock.Close(); <-done; drainClosed(sock) })
 	return r
 }
 
