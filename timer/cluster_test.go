@@ -3,6 +3,7 @@ package timer
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -212,4 +213,53 @@ func TestClusterScopeTakeover(t *testing.T) {
 		l := late4.svc.List()
 		return len(l) == 1 && l[0].Spec.Name == "job" && l[0].Spec.Scope == ScopeCluster
 	})
+}
+
+// TestClusterRestartAll replicates a schedule added on one node to all
+// three, stops every node, starts three new mesh nodes on the same data
+// directories: the schedules are all still there, on every node.
+func TestClusterRestartAll(t *testing.T) {
+	t.Parallel()
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	nodes := meshtest.Cluster(t, 3)
+	var tn []*timerNode
+	for i, nd := range nodes {
+		tn = append(tn, startTimerNode(t, nd, dirs[i]))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	specs := []Spec{
+		{Name: "a", Every: Duration(time.Hour), Scope: ScopeCluster},
+		{Name: "b", Cron: "0 30 2 * * *", TZ: "UTC"},
+		{Name: "c", Every: Duration(time.Minute)},
+	}
+	for i, sp := range specs {
+		if err := tn[i].cli.Schedule(ctx, sp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tn[2].cli.Cancel(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	names := func(s *Service) string {
+		var out []string
+		for _, i := range s.List() {
+			out = append(out, i.Spec.Name)
+		}
+		return strings.Join(out, ",")
+	}
+	for _, n := range tn {
+		eventually(t, 10*time.Second, "a,b on every node", func() bool { return names(n.svc) == "a,b" })
+	}
+	for _, n := range tn {
+		n.close()
+	}
+	nodes = meshtest.Cluster(t, 3)
+	for i, nd := range nodes {
+		n := startTimerNode(t, nd, dirs[i])
+		t.Logf("node %d (%s) after restart: %s; peers %d", i, nd.UUID(), names(n.svc), len(nd.Peers()))
+		if got := names(n.svc); got != "a,b" {
+			t.Errorf("node %d after restart: schedules %q, want a,b", i, got)
+		}
+	}
 }
