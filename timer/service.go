@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -207,20 +210,14 @@ func NewService(cfg Config) (*Service, error) {
 func (s *Service) Start(ctx context.Context) error {
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.started = time.Now()
-	// zmq4: Recv has no timeout, so cancelling this ctx (Close) is what
-	// ends the receive loop.
-	s.sock = zmq4.NewRouter(s.ctx, zmq4.WithID(zmq4.SocketIdentity("timer")))
-	if err := s.sock.Listen(s.cfg.Endpoint); err != nil {
+	if err := s.listen(); err != nil {
+		s.closed.Store(true) // nothing for Close to stop
 		s.cancel()
-		s.sock.Close()
-		return fmt.Errorf("timer: listen on %s: %w", s.cfg.Endpoint, err)
-	}
-	s.ep = s.cfg.Endpoint
-	if a, ok := s.sock.Addr().(*net.TCPAddr); ok {
-		s.ep = fmt.Sprintf("tcp://%s", a.String())
+		return err
 	}
 	if s.cfg.Mesh != nil {
 		if err := s.startMesh(); err != nil {
+			s.closed.Store(true)
 			s.cancel()
 			s.sock.Close()
 			return err
@@ -235,6 +232,44 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.log.Info().Str("endpoint", s.ep).Msg("timer service started")
 	return nil
+}
+
+// endpointFile keeps the endpoint the service bound last, so that after a
+// restart it binds the same ephemeral port again and its clients find it.
+const endpointFile = "timer.endpoint"
+
+// listen binds the ROUTER: first on the endpoint of the previous run (when
+// Endpoint asks for any port and it is free), else on Endpoint.
+func (s *Service) listen() error {
+	eps := []string{s.cfg.Endpoint}
+	prefix, anyPort := strings.CutSuffix(s.cfg.Endpoint, ":0")
+	if anyPort && s.cfg.DataDir != "" {
+		b, err := os.ReadFile(filepath.Join(s.cfg.DataDir, endpointFile))
+		if prev := strings.TrimSpace(string(b)); err == nil && len(prev) < 256 && strings.HasPrefix(prev, prefix+":") {
+			eps = []string{prev, s.cfg.Endpoint}
+		}
+	}
+	var err error
+	for _, ep := range eps {
+		// zmq4: Recv has no timeout, so cancelling s.ctx (Close) is what
+		// ends the receive loop.
+		sock := zmq4.NewRouter(s.ctx, zmq4.WithID(zmq4.SocketIdentity("timer")))
+		if err = sock.Listen(ep); err != nil {
+			sock.Close()
+			continue
+		}
+		s.sock, s.ep = sock, ep
+		if a, ok := sock.Addr().(*net.TCPAddr); ok {
+			s.ep = fmt.Sprintf("tcp://%s", a.String())
+		}
+		if s.cfg.DataDir != "" && anyPort {
+			if werr := os.WriteFile(filepath.Join(s.cfg.DataDir, endpointFile), []byte(s.ep+"\n"), 0o644); werr != nil {
+				s.log.Warn().Err(werr).Msg("timer: save endpoint")
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("timer: listen on %s: %w", s.cfg.Endpoint, err)
 }
 
 // Endpoint returns the address clients dial, e.g. "tcp://127.0.0.1:41234".
