@@ -127,7 +127,10 @@ func (s *Service) peerMsg(from uuid.UUID, m *peerMsg) {
 }
 
 // isLeaderLocked reports whether this node fires cluster schedules: it has
-// settled, and no settled live timer peer has a lower UUID.
+// settled, and no settled live timer peer has a lower UUID. A peer counts
+// once it has been in the group for Settle, so that it has the others'
+// state; for the same reason a node that is new (it started before seeing
+// its peers join) waits Settle after their JOIN before it leads.
 func (s *Service) isLeaderLocked(now time.Time) bool {
 	if s.cfg.Mesh == nil {
 		return true
@@ -137,7 +140,14 @@ func (s *Service) isLeaderLocked(now time.Time) bool {
 	}
 	self := s.cfg.Mesh.UUID()
 	for id, p := range s.peers {
-		if now.Sub(p.since) >= s.cfg.Settle && lessUUID(id, self) {
+		settled := now.Sub(p.since) >= s.cfg.Settle
+		if lessUUID(id, self) {
+			if settled {
+				return false
+			}
+			continue
+		}
+		if !settled && !s.leader && p.since.After(s.started) {
 			return false
 		}
 	}
