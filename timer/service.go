@@ -526,6 +526,13 @@ func (s *Service) housekeeping() {
 					delete(s.clients, id)
 				}
 			}
+			// A tombstone only has to outlive the partitions it may meet.
+			for name, e := range s.entries {
+				if e.rec.Deleted && now.Sub(time.Unix(0, e.rec.Version)) > tombstoneTTL {
+					delete(s.entries, name)
+					s.dirty = true
+				}
+			}
 			s.mu.Unlock()
 			if err := s.flush(); err != nil {
 				s.log.Error().Err(err).Msg("timer: save schedules")
