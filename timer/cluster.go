@@ -75,6 +75,9 @@ func (s *Service) meshEvent(ev mesh.Event) {
 		if ev.Type == mesh.EventShout && ev.Group != s.cfg.Group {
 			return
 		}
+		if ev.Type == mesh.EventWhisper && !isPeerMsg(ev.Frames) {
+			return // for another component of this logd
+		}
 		m, err := decodePeerMsg(ev.Frames)
 		if err != nil {
 			s.mu.Lock()
@@ -197,9 +200,9 @@ func (s *Service) shout(m *peerMsg) {
 	if s.cfg.Mesh == nil {
 		return
 	}
-	b, err := encodePeerMsg(m)
+	frames, err := encodePeerMsg(m)
 	if err == nil {
-		err = s.cfg.Mesh.Shout(s.cfg.Group, b)
+		err = s.cfg.Mesh.Shout(s.cfg.Group, frames...)
 	}
 	if err != nil && s.ctx.Err() == nil {
 		s.log.Warn().Err(err).Str("type", m.Type).Msg("timer: shout")
@@ -207,9 +210,9 @@ func (s *Service) shout(m *peerMsg) {
 }
 
 func (s *Service) whisper(to uuid.UUID, m *peerMsg) {
-	b, err := encodePeerMsg(m)
+	frames, err := encodePeerMsg(m)
 	if err == nil {
-		err = s.cfg.Mesh.Whisper(to, b)
+		err = s.cfg.Mesh.Whisper(to, frames...)
 	}
 	if err != nil && s.ctx.Err() == nil {
 		s.log.Warn().Err(err).Str("type", m.Type).Msg("timer: whisper")

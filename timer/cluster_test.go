@@ -263,3 +263,56 @@ func TestClusterRestartAll(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterBadPeerMessages: malformed timer messages from a mesh peer are
+// counted and dropped, other components' whispers are ignored, and the
+// service goes on applying good messages.
+func TestClusterBadPeerMessages(t *testing.T) {
+	t.Parallel()
+	nodes := meshtest.Cluster(t, 2)
+	n := startTimerNode(t, nodes[0], t.TempDir())
+	raw := nodes[1]
+	if err := raw.Join("timer"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "raw peer in the timer group", func() bool {
+		return len(nodes[0].GroupPeers("timer")) == 1
+	})
+	id := nodes[0].UUID()
+	bad := [][][]byte{
+		{peerTag, []byte("{not json")},
+		{peerTag, []byte(`{"v":7,"t":"sync"}`)},
+		{peerTag, []byte(`{"v":1,"t":"upsert","recs":[{"spec":{"name":"x","every":"-1s"}}]}`)},
+		{peerTag},
+		{[]byte("garbage")},
+	}
+	for _, frames := range bad {
+		if err := raw.Shout("timer", frames...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := raw.Whisper(id, []byte("logmesh-filemq"), []byte("not for the timer")); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Whisper(id, peerTag, []byte(`{"v":1,"t":"fired"}`)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "6 bad peer messages counted", func() bool {
+		return n.svc.Snapshot().BadPeerMessages == 6
+	})
+	good, err := encodePeerMsg(&peerMsg{Type: "upsert", Records: []*record{{
+		Spec: Spec{Name: "from-peer", Every: Duration(time.Hour), Scope: ScopeNode}, Version: time.Now().UnixNano(), Origin: raw.UUID().String(), Created: time.Now()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Shout("timer", good...); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "good upsert applied", func() bool {
+		l := n.svc.List()
+		return len(l) == 1 && l[0].Spec.Name == "from-peer"
+	})
+	if got := n.svc.Snapshot().BadPeerMessages; got != 6 {
+		t.Errorf("BadPeerMessages = %d, want 6 (the filemq whisper is not ours)", got)
+	}
+}
