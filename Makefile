@@ -38,9 +38,9 @@ fuzz-short:
 fuzz:
 	@./scripts/fuzz.sh 30s
 
-## bench: the benchmarks of BENCHMARKS.md
+## bench: every benchmark; writes BENCHMARKS.md (PROFILE=1 saves profiles)
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+	@./scripts/bench.sh
 
 clean:
 	$(GO) clean -testcache

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/logmesh/logmesh/internal/meshtest"
+)
+
+// startLogdWith runs `logd run` on the test's loopback mesh with extra flags.
+func startLogdWith(t *testing.T, bin string, beaconPort int, name string, extra ...string) *logdProc {
+	t.Helper()
+	p := &logdProc{dataDir: t.TempDir(), stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	args := append([]string{"run", "--data-dir", p.dataDir, "--name", name,
+		"--beacon-port", strconv.Itoa(beaconPort), "--beacon-interval", "100ms",
+		"--interface", "lo", "--broadcast", "127.255.255.255", "--bind", "127.0.0.1",
+		"--evasive", "1s", "--expired", "5s", "--log-level", "debug"}, extra...)
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+func writeArchive(t *testing.T, path string, size int) string {
+	t.Helper()
+	b := make([]byte, size)
+	rand.Read(b)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func fileSHA(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func pollUntil(t *testing.T, d time.Duration, what string, cond func() bool, diag func() string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s\n%s", what, diag())
+		}
+		time.Sleep(50 * time.Millisecond) // poll interval
+	}
+}
+
+// TestShipAndCollect runs a shipping logd and a collecting logd as
+// processes on one loopback mesh: the collector finds the shipper by its
+// X-FILEMQ header and collects its archives (only archives) under
+// DIR/<node>/<service>/; `logd ship status` reports both sides.
+func TestShipAndCollect(t *testing.T) {
+	bin := buildLogd(t)
+	port := meshtest.Config(t).BeaconPort
+	ship, collect := t.TempDir(), t.TempDir()
+	want := map[string]string{
+		"api/api-2026-11-27T04-00-00.000.log.gz": writeArchive(t, filepath.Join(ship, "api-2026-11-27T04-00-00.000.log.gz"), 3<<20),
+		"db/db-2026-11-27T04-10-00.000.log":      writeArchive(t, filepath.Join(ship, "db-2026-11-27T04-10-00.000.log"), 1000),
+	}
+	writeArchive(t, filepath.Join(ship, "api.log"), 100)                                 // live capture file
+	writeArchive(t, filepath.Join(ship, ".api-2026-11-27T05-00-00.000.log.gz.tmp"), 100) // being compressed
+
+	a := startLogdWith(t, bin, port, "logd-a", "--ship-to", ship, "--ship-poll", "100ms")
+	b := startLogdWith(t, bin, port, "logd-b", "--collect", collect)
+	inbox := filepath.Join(collect, "logd-a")
+	collected := func() bool {
+		for rel, sum := range want {
+			if fileSHA(filepath.Join(inbox, rel)) != sum {
+				return false
+			}
+		}
+		return true
+	}
+	diag := func() string { return "stderr a:\n" + a.stderr.String() + "\nstderr b:\n" + b.stderr.String() }
+	pollUntil(t, 30*time.Second, "the archives on the collector", collected, diag)
+
+	// A new archive is shipped without restart.
+	rel := "api/api-2026-11-27T05-00-00.000.log.gz"
+	want[rel] = writeArchive(t, filepath.Join(ship, filepath.Base(rel)), 5000)
+	pollUntil(t, 30*time.Second, "the new archive", collected, diag)
+
+	var files []string
+	filepath.WalkDir(inbox, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && !strings.Contains(p, "/.filemq/") {
+			r, _ := filepath.Rel(inbox, p)
+			files = append(files, r)
+		}
+		return nil
+	})
+	if len(files) != len(want) {
+		t.Fatalf("collected %v, want only the %d archives", files, len(want))
+	}
+
+	var st shipStatus
+	out, err := exec.Command(bin, "ship", "status", "--json", "--data-dir", a.dataDir).Output()
+	if err != nil {
+		t.Fatalf("ship status: %v", err)
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Shipping == nil || st.Shipping.Files != 3 || len(st.Shipping.Clients) != 1 ||
+		st.Shipping.Clients[0].Name != "logd-b" || st.Shipping.Clients[0].ShippedFiles != 3 {
+		t.Fatalf("shipper status: %s", out)
+	}
+	table, err := exec.Command(bin, "ship", "--data-dir", b.dataDir).Output()
+	if err != nil {
+		t.Fatalf("ship: %v", err)
+	}
+	if !strings.Contains(string(table), "COLLECTING into "+collect) || !strings.Contains(string(table), "logd-a") {
+		t.Fatalf("collector status:\n%s", table)
+	}
+
+	for _, p := range []*logdProc{a, b} {
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-p.done:
+			if err != nil {
+				t.Fatalf("logd exited with %v after SIGTERM\n%s", err, p.stderr)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("logd did not stop within 10 s of SIGTERM\n%s", p.stderr)
+		}
+	}
+}
+
+func TestArchiveMap(t *testing.T) {
+	cases := map[string]string{
+		"api-2026-11-27T04-00-00.000.log.gz":      "api/api-2026-11-27T04-00-00.000.log.gz",
+		"my-svc-2026-11-27T04-00-00.000.log":      "my-svc/my-svc-2026-11-27T04-00-00.000.log",
+		"x/api-2026-11-27T04-00-00.000.log.gz":    "x/api-2026-11-27T04-00-00.000.log.gz",
+		"api.log":                                 "",
+		".api-2026-11-27T04-00-00.000.log.gz.tmp": "",
+		".hidden/api-2026-11-27T04-00-00.000.log": "",
+		"notes.txt": "",
+	}
+	for rel, want := range cases {
+		got, ok := archiveMap(rel)
+		if (want == "") == ok || got != want {
+			t.Errorf("archiveMap(%q) = %q, %v; want %q", rel, got, ok, want)
+		}
+	}
+	if got := resolveWildcard("tcp://*:5000", "tcp://10.0.0.7:4000"); got != "tcp://10.0.0.7:5000" {
+		t.Errorf("resolveWildcard: %s", got)
+	}
+	if got := wildcardEndpoint("tcp://0.0.0.0:5000"); got != "tcp://*:5000" {
+		t.Errorf("wildcardEndpoint: %s", got)
+	}
+}
