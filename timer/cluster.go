@@ -9,7 +9,7 @@ import (
 
 // peer is another timer node, as this one knows it.
 type peer struct {
-	since   time.Time     // when it joined the group (zero: there before us)
+	since   time.Time     // when we saw it join the group (our start if it was there before)
 	offset  time.Duration // its clock minus ours, from the latest probe
 	rtt     time.Duration
 	probed  time.Time
@@ -29,7 +29,7 @@ func (s *Service) startMesh() error {
 		return err
 	}
 	for _, id := range s.cfg.Mesh.GroupPeers(s.cfg.Group) {
-		s.peers[id] = &peer{}
+		s.peers[id] = &peer{since: s.started}
 	}
 	s.wg.Add(1)
 	go s.meshLoop()
@@ -132,8 +132,10 @@ func (s *Service) peerMsg(from uuid.UUID, m *peerMsg) {
 // isLeaderLocked reports whether this node fires cluster schedules: it has
 // settled, and no settled live timer peer has a lower UUID. A peer counts
 // once it has been in the group for Settle, so that it has the others'
-// state; for the same reason a node that is new (it started before seeing
-// its peers join) waits Settle after their JOIN before it leads.
+// state. A node that is new (its peers joined after it started) waits half
+// a Settle longer before it leads: the leader it replaces stops after
+// Settle, so the handover leaves a short gap, fired late from LastFired,
+// rather than an overlap that would fire an occurrence twice.
 func (s *Service) isLeaderLocked(now time.Time) bool {
 	if s.cfg.Mesh == nil {
 		return true
@@ -143,14 +145,14 @@ func (s *Service) isLeaderLocked(now time.Time) bool {
 	}
 	self := s.cfg.Mesh.UUID()
 	for id, p := range s.peers {
-		settled := now.Sub(p.since) >= s.cfg.Settle
+		known := now.Sub(p.since)
 		if lessUUID(id, self) {
-			if settled {
+			if known >= s.cfg.Settle {
 				return false
 			}
 			continue
 		}
-		if !settled && !s.leader && p.since.After(s.started) {
+		if !s.leader && !p.since.Before(s.started) && known < s.cfg.Settle+s.cfg.Settle/2 {
 			return false
 		}
 	}
