@@ -33,6 +33,7 @@ type peer struct {
 	name     string // X-CLIENT option, if the client sent one
 	subs     []string
 	credit   int64
+	window   int64 // the first grant: the client's credit window
 	granted  uint64
 	sent     uint64
 	seq      uint64
@@ -253,6 +254,9 @@ func (s *Server) handle(zm zmq4.Msg) {
 		if m.Credit > maxCredit || p.credit+int64(m.Credit) > maxCredit {
 			s.reject(id, fmt.Sprintf("NOM: credit %d exceeds %d", m.Credit, int64(maxCredit)))
 			return
+		}
+		if p.granted == 0 {
+			p.window = int64(m.Credit)
 		}
 		p.credit += int64(m.Credit)
 		p.granted += m.Credit

@@ -343,14 +343,14 @@ func printShipStatus(w io.Writer, st shipStatus) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if s := st.Shipping; s != nil {
 		fmt.Fprintf(tw, "SHIPPING %s on %s: %d archives, %s\n", s.Dir, s.Endpoint, s.Files, mib(s.Bytes))
-		fmt.Fprintln(tw, "COLLECTOR\tSHIPPED\tSENT\tPENDING\tIN FLIGHT")
+		fmt.Fprintln(tw, "COLLECTOR\tSHIPPED\tSENT\tPENDING\tIN FLIGHT\tCURRENT FILE")
 		for _, c := range s.Clients {
 			name := c.Name
 			if name == "" {
 				name = c.ID
 			}
-			fmt.Fprintf(tw, "%s\t%d files\t%s\t%d files, %s\t%s\n", name, c.ShippedFiles, mib(int64(c.Sent)),
-				c.PendingFiles, mib(c.PendingBytes), progress(c.Current, c.CurrentOffset, c.CurrentSize))
+			fmt.Fprintf(tw, "%s\t%d files\t%s\t%d files, %s\t%s\t%s\n", name, c.ShippedFiles, mib(int64(c.Sent)),
+				c.PendingFiles, mib(c.PendingBytes), mib(c.InFlight), progress(c.Current, c.CurrentOffset, c.CurrentSize))
 		}
 		if len(s.Clients) == 0 {
 			fmt.Fprintln(tw, "(no collector connected)")
@@ -361,7 +361,7 @@ func printShipStatus(w io.Writer, st shipStatus) error {
 			fmt.Fprintln(tw)
 		}
 		fmt.Fprintf(tw, "COLLECTING into %s\n", c.Dir)
-		fmt.Fprintln(tw, "PEER\tCONNECTED\tHELD\tRECEIVED\tIN FLIGHT\tERRORS")
+		fmt.Fprintln(tw, "PEER\tCONNECTED\tHELD\tRECEIVED\tCURRENT FILE\tERRORS")
 		for _, p := range c.Peers {
 			fmt.Fprintf(tw, "%s\t%v\t%d files\t%d files, %s\t%s\t%d\n", p.Name, p.Connected, p.HeldFiles,
 				p.ReceivedFiles, mib(int64(p.ReceivedBytes)), progress(p.Current, p.CurrentOffset, p.CurrentSize),
