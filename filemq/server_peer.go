@@ -1,6 +1,7 @@
 package filemq
 
 import (
+	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -362,7 +363,7 @@ func (s *Server) headers(info *fileInfo, chunk []byte) map[string]string {
 	return map[string]string{
 		hdrSHA256: info.sha,
 		hdrSize:   strconv.FormatInt(info.size, 10),
-		hdrCRC32C: strconv.FormatUint(uint64(crc32.Checksum(chunk, castagnoli)), 16),
+		hdrCRC32C: crcHeader(chunk),
 	}
 }
 
@@ -406,25 +407,43 @@ func (s *Server) sendOne(p *peer) bool {
 	return s.sendChunk(p, j, n)
 }
 
-// sendChunk reads n bytes of the job's file and sends them.
+// sendChunk reads n bytes of the job's file straight into the frame after
+// room for the command's header: the header's length is known beforehand
+// because the CRC header has a fixed width (8 hex digits).
 func (s *Server) sendChunk(p *peer, j *job, n int64) bool {
-	if int64(cap(s.chunk)) < n {
-		s.chunk = make([]byte, s.cfg.ChunkSize)
+	m := Msg{Cmd: CmdCHEEZBURGER, Sequence: p.seq + 1, Operation: OpCreate, Filename: j.info.vpath,
+		Offset: uint64(j.offset), Headers: s.headers(&j.info, nil)}
+	head, err := m.Encode(s.buf[:0])
+	if err != nil {
+		p.closeCur()
+		return true
 	}
-	data := s.chunk[:n]
-	if _, err := j.f.ReadAt(data, j.offset); err != nil {
+	hl := len(head)
+	if cap(head) < hl+int(n) {
+		head = append(make([]byte, 0, hl+s.cfg.ChunkSize), head...)
+	}
+	b := head[:hl+int(n)]
+	if _, err := j.f.ReadAt(b[hl:], j.offset); err != nil {
 		if err != io.EOF {
 			s.log.Warn().Err(err).Str("file", j.info.local).Msg("filemq: read chunk")
 		}
 		p.closeCur() // unreadable, or shrank since hashed: the next scan republishes it
 		return true
 	}
+	m.Headers[hdrCRC32C] = crcHeader(b[hl:])
+	if _, err := m.Encode(b[:0]); err != nil { // same length: rewrites the header in place
+		p.closeCur()
+		return true
+	}
+	binary.BigEndian.PutUint32(b[hl-4:hl], uint32(n))
+	s.buf = b
 	p.seq++
-	s.send(p.id, &Msg{Cmd: CmdCHEEZBURGER, Sequence: p.seq, Operation: OpCreate, Filename: j.info.vpath,
-		Offset: uint64(j.offset), Headers: s.headers(&j.info, data), Chunk: data})
+	s.sendFrame(p.id, b)
 	j.offset += n
 	p.credit -= n
 	p.sent += uint64(n)
 	p.bytes += uint64(n)
 	return true
 }
+
+func crcHeader(chunk []byte) string { return fmt.Sprintf("%08x", crc32.Checksum(chunk, castagnoli)) }

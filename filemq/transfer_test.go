@@ -38,7 +38,11 @@ func TestShipTree(t *testing.T) {
 	writeRandom(t, filepath.Join(src, "big/archive.bin"), big, 999)
 	want := treeHashes(t, src)
 
-	s := testServer(t)
+	cfg := DefaultServerConfig() // 1 MiB chunks, as in production
+	cfg.PollInterval, cfg.StableAge, cfg.Logger = 50*time.Millisecond, 0, testLogger(t)
+	s, err := NewServer(cfg)
+	mustNot(t, err)
+	defer s.Close()
 	mustNot(t, s.Publish(src, "/"))
 	c := testClient(t, inbox)
 	mustNot(t, c.Subscribe("/"))
