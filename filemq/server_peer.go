@@ -163,8 +163,12 @@ func (s *Server) restartSocket() {
 		sock, err := bindRouter(s.ctx, s.endpoint)
 		if err == nil {
 			s.sockMu.Lock()
+			defer s.sockMu.Unlock()
+			if s.ctx.Err() != nil { // Close ran meanwhile and closed the old socket
+				sock.Close()
+				return
+			}
 			s.sock = sock
-			s.sockMu.Unlock()
 			s.wg.Add(1)
 			go s.readLoop(sock)
 			return
