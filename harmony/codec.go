@@ -167,8 +167,8 @@ func putBlob(dst []byte, b []byte) ([]byte, error) {
 	return append(dst, b...), nil
 }
 
-// Decode parses one frame. Data is copied out of frame, so the caller may
-// reuse it.
+// Decode parses one frame. Data aliases frame (tasks are large: no copy),
+// so the caller must not reuse frame while the message is in use.
 func Decode(frame []byte) (*Message, error) {
 	if len(frame) < 3+16 {
 		return nil, fmt.Errorf("%w: %d-byte frame", ErrMalformed, len(frame))
@@ -305,8 +305,8 @@ func (r *reader) blob() []byte {
 		return nil
 	}
 	b := r.take(int(n))
-	if b == nil {
+	if len(b) == 0 {
 		return nil
 	}
-	return append([]byte(nil), b...)
+	return b[:len(b):len(b)]
 }

@@ -24,6 +24,10 @@ type CollectorConfig struct {
 	Job Job
 	// Out receives the output, in task order.
 	Out io.Writer
+	// AdvertiseHost, if set, replaces the host of the bound address in
+	// Endpoint(), for a collector bound on 0.0.0.0 that workers on other
+	// hosts must reach.
+	AdvertiseHost string
 	// StartAt resumes a batch: tasks below it are already in Out
 	// (see Collector.Committed).
 	StartAt uint32
@@ -103,7 +107,7 @@ func NewCollector(cfg CollectorConfig) (*Collector, error) {
 		c.router.Close()
 		return nil, fmt.Errorf("harmony: collector listen %s: %w", cfg.Endpoint, err)
 	}
-	c.ep = "tcp://" + c.router.Addr().String()
+	c.ep = advertised(c.router.Addr().String(), cfg.AdvertiseHost)
 	in := make(chan zmq4.Msg, 64)
 	c.wg.Add(2)
 	go c.recvLoop(in)

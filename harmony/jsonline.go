@@ -1,6 +1,7 @@
 package harmony
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -75,31 +76,52 @@ func skipWS(b []byte, i int) int {
 }
 
 // scanString returns the index just past the string that starts at b[i]=='"'.
+// It jumps from quote to quote with bytes.IndexByte and only looks at the
+// bytes in between for escapes and control characters.
 func scanString(b []byte, i int) (int, error) {
-	for j := i + 1; j < len(b); j++ {
-		switch c := b[j]; {
-		case c == '"':
-			return j + 1, nil
-		case c == '\\':
-			if j+1 >= len(b) {
-				return 0, fmt.Errorf("unterminated string")
-			}
-			switch b[j+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				j++
-			case 'u':
-				if j+5 >= len(b) || !isHex(b[j+2]) || !isHex(b[j+3]) || !isHex(b[j+4]) || !isHex(b[j+5]) {
-					return 0, fmt.Errorf("bad \\u escape at byte %d", j)
-				}
-				j += 5
-			default:
-				return 0, fmt.Errorf("bad escape at byte %d", j)
-			}
-		case c < 0x20:
-			return 0, fmt.Errorf("control character in string at byte %d", j)
+	j := i + 1
+	for {
+		k := bytes.IndexByte(b[j:], '"')
+		if k < 0 {
+			return 0, fmt.Errorf("unterminated string")
 		}
+		esc := -1
+		for x, c := range b[j : j+k] {
+			if c < 0x20 {
+				return 0, fmt.Errorf("control character in string at byte %d", j+x)
+			}
+			if c == '\\' {
+				esc = j + x
+				break
+			}
+		}
+		if esc < 0 {
+			return j + k + 1, nil
+		}
+		n, err := escapeLen(b, esc)
+		if err != nil {
+			return 0, err
+		}
+		j = esc + n
 	}
-	return 0, fmt.Errorf("unterminated string")
+}
+
+// escapeLen returns the length of the escape sequence at b[j]=='\\'.
+func escapeLen(b []byte, j int) (int, error) {
+	if j+1 >= len(b) {
+		return 0, fmt.Errorf("unterminated string")
+	}
+	switch b[j+1] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		return 2, nil
+	case 'u':
+		if j+5 >= len(b) || !isHex(b[j+2]) || !isHex(b[j+3]) || !isHex(b[j+4]) || !isHex(b[j+5]) {
+			return 0, fmt.Errorf("bad \\u escape at byte %d", j)
+		}
+		return 6, nil
+	default:
+		return 0, fmt.Errorf("bad escape at byte %d", j)
+	}
 }
 
 func isHex(c byte) bool {
@@ -152,7 +174,9 @@ func scanNumber(b []byte, i int) (int, error) {
 		}
 		return n
 	}
-	if digits() == 0 {
+	if i < len(b) && b[i] == '0' {
+		i++ // no leading zeros
+	} else if digits() == 0 {
 		return 0, fmt.Errorf("bad number at byte %d", start)
 	}
 	if i < len(b) && b[i] == '.' {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -86,19 +87,30 @@ func genLines(n int, seed uint64) []byte {
 	levels := []string{"debug", "info", "info", "info", "warn", "error"}
 	services := []string{"api", "db", "web", "auth"}
 	msgs := []string{"request served", "cache miss", "timeout talking to db", "user login", "retrying"}
-	var b bytes.Buffer
-	b.Grow(n * 90)
+	b := make([]byte, 0, n*100)
 	x := seed*2654435761 + 1
 	base := time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC).Unix()
+	var ts string
 	for i := range n {
 		x ^= x << 13
 		x ^= x >> 7
 		x ^= x << 17
-		ts := time.Unix(base+int64(i)/50, 0).UTC().Format(time.RFC3339)
-		fmt.Fprintf(&b, `{"level":"%s","service":"%s","time":"%s","n":%d,"message":"%s"}`+"\n",
-			levels[x%6], services[(x>>8)%4], ts, i, msgs[(x>>16)%5])
+		if i%50 == 0 {
+			ts = time.Unix(base+int64(i)/50, 0).UTC().Format(time.RFC3339)
+		}
+		b = append(b, `{"level":"`...)
+		b = append(b, levels[x%6]...)
+		b = append(b, `","service":"`...)
+		b = append(b, services[(x>>8)%4]...)
+		b = append(b, `","time":"`...)
+		b = append(b, ts...)
+		b = append(b, `","n":`...)
+		b = strconv.AppendInt(b, int64(i), 10)
+		b = append(b, `,"message":"`...)
+		b = append(b, msgs[(x>>16)%5]...)
+		b = append(b, "\"}\n"...)
 	}
-	return b.Bytes()
+	return b
 }
 
 // cut splits data into tasks as LoadSources would, without touching disk.

@@ -98,7 +98,7 @@ type workerConn struct {
 
 type ventEvent struct {
 	from   *workerConn // nil: from the collector
-	frames [][]byte
+	frames [][]byte    // nil: the link (re)connected
 }
 
 // Ventilator sends a batch's tasks to the workers, at most InFlight at a
@@ -156,7 +156,7 @@ func NewVentilator(cfg VentilatorConfig) (*Ventilator, error) {
 		workers: map[string]*workerConn{},
 	}
 	v.stats = VentilatorStats{Batch: cfg.Batch.String(), N: len(cfg.Tasks), Started: time.Now()}
-	v.coll = dialLink(ctx, &v.wg, cfg.Collector, v.id, v.onRecv(nil))
+	v.coll = dialLink(ctx, &v.wg, cfg.Collector, v.id, v.onRecv(nil), v.onUp(nil))
 	v.wg.Add(1)
 	go v.loop()
 	return v, nil
@@ -209,6 +209,15 @@ func (v *Ventilator) onRecv(from *workerConn) func([][]byte) {
 	}
 }
 
+func (v *Ventilator) onUp(from *workerConn) func() {
+	return func() {
+		select {
+		case v.events <- ventEvent{from: from}:
+		case <-v.ctx.Done():
+		}
+	}
+}
+
 func (v *Ventilator) loop() {
 	defer v.wg.Done()
 	tick := time.NewTicker(v.cfg.Heartbeat)
@@ -250,6 +259,18 @@ func (v *Ventilator) toCollector(m *Message) {
 }
 
 func (v *Ventilator) handle(ev ventEvent) {
+	if ev.frames == nil { // a link is up: greet the collector, or use the worker
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if ev.from == nil {
+			v.toCollector(&Message{Type: MsgStart, N: uint32(len(v.tasks)), Spec: v.spec})
+			if v.stats.EndSent {
+				v.toCollector(&Message{Type: MsgEnd})
+			}
+		}
+		v.dispatch()
+		return
+	}
 	if len(ev.frames) != 1 {
 		return
 	}
@@ -355,7 +376,7 @@ func (v *Ventilator) refreshWorkers() {
 		want[ep] = true
 		if v.workers[ep] == nil && v.ctx.Err() == nil {
 			w := &workerConn{ep: ep, inflight: map[uint32]struct{}{}, out: make(chan []byte, v.cfg.InFlight)}
-			w.link = dialLink(v.ctx, &v.wg, ep, v.id, v.onRecv(w))
+			w.link = dialLink(v.ctx, &v.wg, ep, v.id, v.onRecv(w), v.onUp(w))
 			v.workers[ep] = w
 			v.wg.Add(1)
 			go v.sender(w)

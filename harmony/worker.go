@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,9 @@ type WorkerConfig struct {
 	// Endpoint is where the worker binds its task socket
 	// (default "tcp://127.0.0.1:0", an ephemeral port).
 	Endpoint string
+	// AdvertiseHost, if set, replaces the host of the bound address in
+	// Endpoint() (for a worker bound on 0.0.0.0).
+	AdvertiseHost string
 	// Concurrency is how many tasks run at once (default 1).
 	Concurrency int
 	// QueueLen is how many received tasks may wait for a free slot
@@ -109,7 +113,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 		w.router.Close()
 		return nil, fmt.Errorf("harmony: worker listen %s: %w", cfg.Endpoint, err)
 	}
-	w.ep = "tcp://" + w.router.Addr().String()
+	w.ep = advertised(w.router.Addr().String(), cfg.AdvertiseHost)
 	w.wg.Add(2 + cfg.Concurrency)
 	go w.recvLoop()
 	go w.janitor()
@@ -263,7 +267,7 @@ func (w *Worker) sendResult(ep string, frame []byte) error {
 			w.linksMu.Unlock()
 			return ErrClosed
 		}
-		l = dialLink(w.ctx, &w.wg, ep, "w-"+uuid.NewString(), nil)
+		l = dialLink(w.ctx, &w.wg, ep, "w-"+uuid.NewString(), nil, nil)
 		w.links[ep] = l
 	}
 	w.linksMu.Unlock()
@@ -291,4 +295,15 @@ func (w *Worker) janitor() {
 		}
 		w.linksMu.Unlock()
 	}
+}
+
+// advertised returns "tcp://host:port" for a bound address, with host
+// replaced when one is given.
+func advertised(addr, host string) string {
+	if host != "" {
+		if _, port, err := net.SplitHostPort(addr); err == nil {
+			addr = net.JoinHostPort(host, port)
+		}
+	}
+	return "tcp://" + addr
 }

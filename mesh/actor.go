@@ -29,6 +29,7 @@ type actor struct {
 	beacons beaconNet
 	heard   chan heard
 	gossip  *gossip
+	known   map[uuid.UUID]knownPeer // peers learned by gossip
 }
 
 func newActor(n *Node, bn beaconNet, g *gossip) *actor {
@@ -45,6 +46,7 @@ func newActor(n *Node, bn beaconNet, g *gossip) *actor {
 		beacons:  bn,
 		heard:    make(chan heard, 64),
 		gossip:   g,
+		known:    map[uuid.UUID]knownPeer{},
 	}
 	if _, p, err := net.SplitHostPort(n.endpoint[len("tcp://"):]); err == nil {
 		v, _ := strconv.Atoi(p)
@@ -112,7 +114,9 @@ func (a *actor) stop() {
 func (a *actor) sendBeacon(port uint16) {
 	if err := a.beacons.send(beacon{ID: a.id, Port: port}.encode()); err != nil {
 		a.log.Debug().Err(err).Msg("mesh: send beacon")
+		return
 	}
+	a.n.stats.bytesOut.Add(beaconSize)
 }
 
 func (a *actor) emit(ev Event) {
@@ -122,6 +126,7 @@ func (a *actor) emit(ev Event) {
 }
 
 func (a *actor) onBeacon(h heard) {
+	a.n.stats.bytesIn.Add(uint64(len(h.data)))
 	b, err := decodeBeacon(h.data)
 	if err != nil {
 		a.n.stats.badBeacons.Add(1)
@@ -151,7 +156,7 @@ func (a *actor) requirePeer(id uuid.UUID, endpoint string) *peer {
 	now := time.Now()
 	p := &peer{id: id, endpoint: endpoint, groups: map[string]bool{}, lastSeen: now}
 	cfg := &a.n.cfg
-	p.out = startOutbox(a.n.ctx, &a.n.wg, endpoint, a.identity, cfg.SendQueue, cfg.ExpiredTimeout, a.log)
+	p.out = startOutbox(a.n.ctx, &a.n.wg, endpoint, a.identity, cfg.SendQueue, cfg.ExpiredTimeout, a.log, &a.n.stats)
 	a.peers[id] = p
 	a.touch(p)
 	a.send(p, &zreMsg{ID: msgHello, Endpoint: a.endpoint, Groups: slices.Sorted(maps.Keys(a.groups)),

@@ -68,8 +68,9 @@ func (n *Node) serveMailbox(ln net.Listener, inbox chan<- inbound) {
 // readPeer handshakes with one DEALER and reads its messages until the
 // connection ends. Malformed messages are counted and skipped; a bad
 // handshake, a bad identity or an oversized frame drops the connection.
-func (n *Node) readPeer(conn net.Conn, inbox chan<- inbound) {
-	r := bufio.NewReaderSize(conn, 64<<10)
+func (n *Node) readPeer(nc net.Conn, inbox chan<- inbound) {
+	conn := countedConn{nc, &n.stats}
+	r := bufio.NewReaderSize(conn, 8<<10)
 	w := bufio.NewWriterSize(conn, 512)
 	remote := conn.RemoteAddr().String()
 	id, ptype, err := zmtpHandshake(conn, r, w, "ROUTER", nil, handshakeTimeout)

@@ -19,22 +19,41 @@ import (
 )
 
 // TestMain doubles as a mesh node in a child process (see startChild), so
-// tests can kill a node for real; otherwise it runs the tests and checks
-// that no goroutine is left behind.
+// tests can kill a node for real or run one in another network namespace;
+// otherwise it runs the tests and checks that no goroutine is left behind.
 func TestMain(m *testing.M) {
-	if port := os.Getenv("MESH_TEST_CHILD_PORT"); port != "" {
-		runChild(port)
+	switch os.Getenv("MESH_CHILD") {
+	case "1":
+		runChild()
+		return
+	case "sim":
+		runSim()
 		return
 	}
 	goleak.VerifyTestMain(m)
 }
 
-func runChild(port string) {
+// runChild runs one node configured from MESH_CHILD_* variables. It prints
+// "UUID <id>", then "ENTER <id>" and "EXIT <id>" as peers come and go, and
+// runs until killed.
+func runChild() {
+	env := func(k, def string) string {
+		if v := os.Getenv("MESH_CHILD_" + k); v != "" {
+			return v
+		}
+		return def
+	}
 	cfg := mesh.DefaultConfig()
-	cfg.Name = "child"
-	cfg.BeaconPort, _ = strconv.Atoi(port)
+	cfg.Name = env("NAME", "child")
+	cfg.BeaconPort, _ = strconv.Atoi(env("BEACON_PORT", "0"))
 	cfg.BeaconInterval = 100 * time.Millisecond
-	cfg.Interface, cfg.BroadcastAddr, cfg.Bind = "lo", "127.255.255.255", "127.0.0.1"
+	cfg.Interface = env("IFACE", "lo")
+	cfg.BroadcastAddr = env("BROADCAST", "")
+	cfg.Bind = env("BIND", "127.0.0.1")
+	cfg.GossipBind = env("GOSSIP_BIND", "")
+	if j := env("JOIN", ""); j != "" {
+		cfg.Join = strings.Split(j, ",")
+	}
 	cfg.EvasiveTimeout, cfg.ExpiredTimeout = 500*time.Millisecond, 2*time.Second
 	n, err := mesh.New(cfg)
 	if err == nil {
@@ -44,20 +63,33 @@ func runChild(port string) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	fmt.Println(n.UUID())
-	go func() {
-		for range n.Events() {
+	fmt.Printf("UUID %s %s\n", n.UUID(), n.Endpoint())
+	for ev := range n.Events() {
+		switch ev.Type {
+		case mesh.EventEnter, mesh.EventExit:
+			fmt.Printf("%s %s %s\n", ev.Type, ev.Peer, ev.Endpoint)
 		}
-	}()
-	select {} // until killed
+	}
 }
 
-// startChild runs a mesh node in a child process on the test's mesh and
-// returns it with its UUID.
-func startChild(t *testing.T, beaconPort int) (*exec.Cmd, uuid.UUID) {
+// child is a mesh node in a child process.
+type child struct {
+	cmd      *exec.Cmd
+	id       uuid.UUID
+	endpoint string
+	lines    chan string // what it prints after its UUID
+}
+
+// startChild runs a node in a child process, through cmdPrefix (such as
+// "ip netns exec ns") when given, with MESH_CHILD_* settings from env.
+func startChild(t *testing.T, env map[string]string, cmdPrefix ...string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "MESH_TEST_CHILD_PORT="+strconv.Itoa(beaconPort))
+	args := append(cmdPrefix, os.Args[0], "-test.run=^$")
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), "MESH_CHILD=1")
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, "MESH_CHILD_"+k+"="+v)
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -66,19 +98,54 @@ func startChild(t *testing.T, beaconPort int) (*exec.Cmd, uuid.UUID) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	c := &child{cmd: cmd, lines: make(chan string, 100)}
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("child: %v", err)
+	sc := bufio.NewScanner(out)
+	if !sc.Scan() {
+		t.Fatalf("child printed nothing: %v", sc.Err())
 	}
-	id, err := uuid.Parse(strings.TrimSpace(line))
-	if err != nil {
-		t.Fatalf("child said %q: %v", line, err)
+	f := strings.Fields(sc.Text())
+	if len(f) != 3 || f[0] != "UUID" {
+		t.Fatalf("child said %q", sc.Text())
 	}
-	return cmd, id
+	if c.id, err = uuid.Parse(f[1]); err != nil {
+		t.Fatalf("child said %q: %v", sc.Text(), err)
+	}
+	c.endpoint = f[2]
+	go func() {
+		defer close(c.lines)
+		for sc.Scan() {
+			c.lines <- sc.Text()
+		}
+	}()
+	return c
+}
+
+// waitLine waits until the child prints a line with the given prefix.
+func (c *child) waitLine(t *testing.T, prefix string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case l, ok := <-c.lines:
+			if !ok {
+				t.Fatalf("child %s ended while waiting for %q", c.id, prefix)
+			}
+			if strings.HasPrefix(l, prefix) {
+				return l
+			}
+		case <-deadline:
+			t.Fatalf("child %s did not print %q within %v", c.id, prefix, timeout)
+		}
+	}
+}
+
+func loopbackChild(t *testing.T, beaconPort int) *child {
+	return startChild(t, map[string]string{"BEACON_PORT": strconv.Itoa(beaconPort),
+		"IFACE": "lo", "BROADCAST": "127.255.255.255", "BIND": "127.0.0.1"})
 }
 
 func TestKilledPeerExpires(t *testing.T) {
@@ -86,9 +153,10 @@ func TestKilledPeerExpires(t *testing.T) {
 	cfg.EvasiveTimeout, cfg.ExpiredTimeout = 500*time.Millisecond, 2*time.Second
 	a := startNode(t, cfg, nil)
 
-	child, id := startChild(t, cfg.BeaconPort)
+	c := loopbackChild(t, cfg.BeaconPort)
+	id := c.id
 	waitEvent(t, a, 10*time.Second, is(mesh.EventEnter, id))
-	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()
@@ -99,7 +167,7 @@ func TestKilledPeerExpires(t *testing.T) {
 	t.Logf("killed peer reported EXIT after %v (expired timeout %v)", time.Since(killed).Round(time.Millisecond), cfg.ExpiredTimeout)
 
 	// The same program started again is a new node with a new UUID.
-	_, id2 := startChild(t, cfg.BeaconPort)
+	id2 := loopbackChild(t, cfg.BeaconPort).id
 	if id2 == id {
 		t.Fatal("restarted child kept its UUID")
 	}

@@ -44,6 +44,7 @@ type Node struct {
 
 	// beacons, when set before Start, replaces UDP beacons (simulations).
 	beacons beaconNet
+	gossip  *gossip
 
 	cmds      chan func(*actor)
 	quit      chan struct{}
@@ -168,6 +169,7 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 		return err
 	}
+	n.gossip = g
 	a := newActor(n, bn, g)
 	inbox := make(chan inbound, 64)
 	n.wg.Add(3)
@@ -177,6 +179,10 @@ func (n *Node) Start(ctx context.Context) error {
 	if bn != nil {
 		n.wg.Add(1)
 		go func() { defer n.wg.Done(); bn.run(n.ctx, a.heard) }()
+	}
+	if g != nil {
+		n.wg.Add(1)
+		go func() { defer n.wg.Done(); g.run() }()
 	}
 	n.started = true
 	n.log.Debug().Str("uuid", n.id.String()).Str("endpoint", n.endpoint).Msg("mesh node started")
@@ -377,10 +383,31 @@ type Stats struct {
 	SendsDropped   uint64 // messages dropped because a peer's queue was full
 	EventsDropped  uint64 // events dropped because the Events reader was behind
 	BadGossip      uint64 // malformed gossip messages
+	BytesSent      uint64 // bytes written to peers, seeds and the beacon port
+	BytesReceived  uint64 // bytes read from peers, seeds and the beacon port
 }
 
 type counters struct {
 	badBeacons, badMessages, badConns, ignored, seqResets, sendsDropped, badGossip atomic.Uint64
+	bytesIn, bytesOut                                                              atomic.Uint64
+}
+
+// countedConn counts the bytes of a peer or gossip connection.
+type countedConn struct {
+	net.Conn
+	c *counters
+}
+
+func (cc countedConn) Read(p []byte) (int, error) {
+	n, err := cc.Conn.Read(p)
+	cc.c.bytesIn.Add(uint64(n))
+	return n, err
+}
+
+func (cc countedConn) Write(p []byte) (int, error) {
+	n, err := cc.Conn.Write(p)
+	cc.c.bytesOut.Add(uint64(n))
+	return n, err
 }
 
 // Stats returns the node's counters.
@@ -394,5 +421,7 @@ func (n *Node) Stats() Stats {
 		SendsDropped:   n.stats.sendsDropped.Load(),
 		EventsDropped:  n.evq.dropped.Load(),
 		BadGossip:      n.stats.badGossip.Load(),
+		BytesSent:      n.stats.bytesOut.Load(),
+		BytesReceived:  n.stats.bytesIn.Load(),
 	}
 }

@@ -62,13 +62,13 @@ const (
 
 // startOutbox starts the DEALER goroutine for endpoint ("tcp://host:port")
 // with our identity (1 + our UUID). It stops when ctx ends or close is called.
-func startOutbox(ctx context.Context, wg *sync.WaitGroup, endpoint string, identity []byte, queue int, writeTimeout time.Duration, log zerolog.Logger) *outbox {
+func startOutbox(ctx context.Context, wg *sync.WaitGroup, endpoint string, identity []byte, queue int, writeTimeout time.Duration, log zerolog.Logger, stats *counters) *outbox {
 	ctx, cancel := context.WithCancel(ctx)
 	o := &outbox{q: make(chan [][]byte, queue), cancel: cancel}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		o.run(ctx, endpoint, identity, writeTimeout, log)
+		o.run(ctx, endpoint, identity, writeTimeout, log, stats)
 	}()
 	return o
 }
@@ -85,7 +85,7 @@ func (o *outbox) send(frames [][]byte) bool {
 
 func (o *outbox) close() { o.cancel() }
 
-func (o *outbox) run(ctx context.Context, endpoint string, identity []byte, writeTimeout time.Duration, log zerolog.Logger) {
+func (o *outbox) run(ctx context.Context, endpoint string, identity []byte, writeTimeout time.Duration, log zerolog.Logger, stats *counters) {
 	addr, ok := strings.CutPrefix(endpoint, "tcp://")
 	if !ok {
 		log.Warn().Str("endpoint", endpoint).Msg("mesh: peer endpoint is not tcp://, not connecting")
@@ -94,7 +94,7 @@ func (o *outbox) run(ctx context.Context, endpoint string, identity []byte, writ
 	}
 	wait := minRedial
 	for ctx.Err() == nil {
-		conn, w, err := dialZMTP(ctx, addr, identity)
+		conn, w, err := dialZMTP(ctx, addr, identity, stats)
 		if err == nil {
 			wait = minRedial
 			err = o.pump(ctx, conn, w, writeTimeout)
@@ -113,15 +113,16 @@ func (o *outbox) run(ctx context.Context, endpoint string, identity []byte, writ
 	}
 }
 
-func dialZMTP(ctx context.Context, addr string, identity []byte) (net.Conn, *bufio.Writer, error) {
+func dialZMTP(ctx context.Context, addr string, identity []byte, stats *counters) (net.Conn, *bufio.Writer, error) {
 	d := net.Dialer{Timeout: dialTimeout}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, nil, err
 	}
+	conn := countedConn{nc, stats}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	w := bufio.NewWriterSize(conn, 64<<10)
+	w := bufio.NewWriterSize(conn, 8<<10)
 	_, ptype, err := zmtpHandshake(conn, bufio.NewReaderSize(conn, 512), w, "DEALER", identity, handshakeTimeout)
 	if err != nil {
 		conn.Close()

@@ -1,0 +1,334 @@
+package logpub
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"gopkg.in/natefinch/lumberjack.v2"
+)
+
+// CaptureConfig says where and how the Hub captures events to files.
+type CaptureConfig struct {
+	// Dir holds the capture files; empty disables capture.
+	Dir string
+	// Shared, if set, captures every service into one file <Shared>.log
+	// instead of one file per service (<service>.log).
+	Shared string
+	// MaxSize rotates a file before it grows beyond this many bytes.
+	// Default 100 MiB.
+	MaxSize int64
+	// RotateEvery also rotates on wall-clock boundaries (multiples of it
+	// since the epoch, e.g. every full hour); 0 disables time rotation.
+	RotateEvery time.Duration
+	// MaxBackups is the most rotated files kept per capture file (0 = all).
+	MaxBackups int
+	// MaxAge removes rotated files older than this many days (0 = never).
+	MaxAge int
+	// NoCompress keeps rotated files plain instead of gzip-compressing them.
+	NoCompress bool
+	// OnArchive is called, from a goroutine of the Hub, for every completed
+	// archive (the rotated file once compressed, or as is with NoCompress).
+	OnArchive func(path, service string)
+}
+
+// capFile is one capture file and its lumberjack logger.
+type capFile struct {
+	key        string
+	lj         *lumberjack.Logger
+	size       int64
+	lastRotate time.Time
+}
+
+// capture writes captured events to files and rotates them. Its methods
+// except the compressor run under the Hub's lock.
+type capture struct {
+	cfg   CaptureConfig
+	log   zerolog.Logger
+	files map[string]*capFile
+
+	jobs    chan string // plain rotated files to compress or announce
+	pending map[string]bool
+	pmu     sync.Mutex
+	wg      sync.WaitGroup
+}
+
+func newCapture(cfg CaptureConfig, log zerolog.Logger) (*capture, error) {
+	if cfg.MaxSize <= 0 {
+		cfg.MaxSize = 100 << 20
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("logpub: capture dir: %w", err)
+	}
+	c := &capture{cfg: cfg, log: log, files: map[string]*capFile{}, jobs: make(chan string, 1024), pending: map[string]bool{}}
+	c.wg.Add(1)
+	go c.compressor()
+	// Rotated files left plain by an earlier run (killed mid-compression)
+	// are finished now.
+	c.enqueueBackups("")
+	return c, nil
+}
+
+// keyFor returns the capture file key of a service.
+func (c *capture) keyFor(service string) string {
+	if c.cfg.Shared != "" {
+		return c.cfg.Shared
+	}
+	return service
+}
+
+func (c *capture) file(key string) *capFile {
+	f := c.files[key]
+	if f != nil {
+		return f
+	}
+	name := filepath.Join(c.cfg.Dir, key+".log")
+	f = &capFile{key: key, lj: &lumberjack.Logger{
+		Filename: name,
+		// lumberjack never rotates by itself: size and time rotation are
+		// driven here so that every rotation is known and announced.
+		MaxSize:    1 << 30,
+		MaxBackups: c.cfg.MaxBackups,
+		MaxAge:     c.cfg.MaxAge,
+	}}
+	if fi, err := os.Stat(name); err == nil {
+		f.size = fi.Size()
+	}
+	c.files[key] = f
+	return f
+}
+
+// write appends lines (whole events) of one service, rotating between
+// events so that no file grows beyond MaxSize (unless one event does).
+func (c *capture) write(service string, p []byte) error {
+	f := c.file(c.keyFor(service))
+	for len(p) > 0 {
+		room := c.cfg.MaxSize - f.size
+		if int64(len(p)) <= room {
+			return c.writeFile(f, p)
+		}
+		cut := 0
+		if room > 0 {
+			cut = bytes.LastIndexByte(p[:room], '\n') + 1
+		}
+		if cut == 0 && f.size == 0 {
+			// A single event larger than MaxSize gets a file of its own.
+			cut = bytes.IndexByte(p, '\n') + 1
+			if cut == 0 {
+				cut = len(p)
+			}
+		}
+		if cut > 0 {
+			if err := c.writeFile(f, p[:cut]); err != nil {
+				return err
+			}
+			p = p[cut:]
+		}
+		if len(p) > 0 {
+			if err := c.rotate(f); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (c *capture) writeFile(f *capFile, p []byte) error {
+	n, err := f.lj.Write(p)
+	f.size += int64(n)
+	if err != nil {
+		return fmt.Errorf("logpub: capture %s: %w", f.lj.Filename, err)
+	}
+	return nil
+}
+
+func (c *capture) rotate(f *capFile) error {
+	// lumberjack names backups by the millisecond: two rotations within one
+	// would give the same name, the second overwriting the first.
+	if d := time.Since(f.lastRotate); d < 2*time.Millisecond {
+		time.Sleep(2*time.Millisecond - d)
+	}
+	if err := f.lj.Rotate(); err != nil {
+		return fmt.Errorf("logpub: rotate %s: %w", f.lj.Filename, err)
+	}
+	f.size = 0
+	f.lastRotate = time.Now()
+	c.enqueueBackups(f.key)
+	return nil
+}
+
+// rotateAll rotates every non-empty capture file (time rotation).
+func (c *capture) rotateAll() {
+	for _, f := range c.files {
+		if f.size == 0 {
+			continue
+		}
+		if err := c.rotate(f); err != nil {
+			c.log.Error().Err(err).Msg("time rotation failed")
+		}
+	}
+}
+
+// backups lists the rotated files of key ("" = all keys), plain and
+// compressed, oldest first; a plain file shadows its compressed twin.
+func (c *capture) backups(key string) (plain []string, all []string) {
+	ents, err := os.ReadDir(c.cfg.Dir)
+	if err != nil {
+		return nil, nil
+	}
+	seen := map[string]bool{}
+	var names []string
+	for _, e := range ents {
+		n := e.Name()
+		if e.IsDir() || strings.HasPrefix(n, ".") {
+			continue
+		}
+		base := strings.TrimSuffix(n, ".gz")
+		if !strings.HasSuffix(base, ".log") || !isBackupName(base, key) {
+			continue
+		}
+		if base == n {
+			plain = append(plain, filepath.Join(c.cfg.Dir, n))
+		}
+		if !seen[base] {
+			seen[base] = true
+			names = append(names, n)
+		}
+	}
+	// Keep the plain one when both exist (compression not finished).
+	sort.Strings(names)
+	for _, n := range names {
+		base := strings.TrimSuffix(n, ".gz")
+		if n != base {
+			if _, err := os.Stat(filepath.Join(c.cfg.Dir, base)); err == nil {
+				n = base
+			}
+		}
+		all = append(all, filepath.Join(c.cfg.Dir, n))
+	}
+	return plain, all
+}
+
+// isBackupName reports whether name (without .gz) is a rotated file of key:
+// <key>-2006-01-02T15-04-05.000.log.
+func isBackupName(name, key string) bool {
+	const stamp = len("2006-01-02T15-04-05.000")
+	rest := strings.TrimSuffix(name, ".log")
+	if len(rest) < stamp+2 || rest[len(rest)-stamp-1] != '-' {
+		return false
+	}
+	if _, err := time.Parse("2006-01-02T15-04-05.000", rest[len(rest)-stamp:]); err != nil {
+		return false
+	}
+	return key == "" || rest[:len(rest)-stamp-1] == key
+}
+
+func keyOfBackup(path string) string {
+	const stamp = len("-2006-01-02T15-04-05.000.log")
+	n := strings.TrimSuffix(filepath.Base(path), ".gz")
+	if len(n) < stamp {
+		return ""
+	}
+	return n[:len(n)-stamp]
+}
+
+func (c *capture) enqueueBackups(key string) {
+	plain, _ := c.backups(key)
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	for _, p := range plain {
+		if c.pending[p] {
+			continue
+		}
+		select {
+		case c.jobs <- p:
+			c.pending[p] = true
+		default:
+			c.log.Warn().Str("file", p).Msg("compression queue full; file stays plain until restart")
+		}
+	}
+}
+
+// compressor gzips rotated files atomically and announces the archives.
+func (c *capture) compressor() {
+	defer c.wg.Done()
+	for p := range c.jobs {
+		out := p
+		var err error
+		if !c.cfg.NoCompress {
+			out, err = compressFile(p)
+		}
+		c.pmu.Lock()
+		delete(c.pending, p)
+		c.pmu.Unlock()
+		if err != nil {
+			if !os.IsNotExist(err) {
+				c.log.Error().Err(err).Str("file", p).Msg("compress rotated capture")
+			}
+			continue
+		}
+		if c.cfg.OnArchive != nil {
+			c.cfg.OnArchive(out, keyOfBackup(out))
+		}
+	}
+}
+
+// compressFile writes src.gz through a temporary name and a rename, so that
+// no reader ever sees a partial archive, then removes src.
+func compressFile(src string) (string, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return "", err
+	}
+	defer in.Close()
+	dst := src + ".gz"
+	tmp := filepath.Join(filepath.Dir(src), "."+filepath.Base(dst)+".tmp")
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return "", fmt.Errorf("logpub: compress %s: %w", src, err)
+	}
+	// BestSpeed: a third of the CPU of the default level for logs, which
+	// compress well anyway; the compressor shares the cores with the hub.
+	zw, _ := gzip.NewWriterLevel(out, gzip.BestSpeed)
+	_, err = io.Copy(zw, in)
+	if err == nil {
+		err = zw.Close()
+	}
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, dst)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("logpub: compress %s: %w", src, err)
+	}
+	os.Remove(src)
+	return dst, nil
+}
+
+// close closes the files and stops the compressor after it finished the
+// queued work.
+func (c *capture) close() error {
+	var first error
+	for _, f := range c.files {
+		if err := f.lj.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	close(c.jobs)
+	c.wg.Wait()
+	return first
+}

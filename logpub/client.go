@@ -1,0 +1,152 @@
+package logpub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// SubscribeOptions says what a Stream receives.
+type SubscribeOptions struct {
+	Filter Filter
+	// Since, if not zero, first replays the history from that time (from
+	// the hub's ring, then its capture files for older times).
+	Since time.Time
+	// Follow keeps streaming live events; without it the stream ends
+	// (io.EOF) after the history.
+	Follow bool
+}
+
+// Stream receives events from one hub's PubEndpoint.
+type Stream struct {
+	endpoint string
+	conn     net.Conn
+	stop     func() bool
+
+	pending     []Event
+	historyDone bool
+	hubDropped  uint64
+	closeOnce   sync.Once
+	follow      bool
+}
+
+// Subscribe connects to a hub's publish endpoint and sends the filter; the
+// hub applies it before anything crosses the wire. Cancelling ctx closes
+// the Stream.
+func Subscribe(ctx context.Context, endpoint string, opts SubscribeOptions) (*Stream, error) {
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := dial(dctx, endpoint)
+	if err != nil {
+		return nil, err
+	}
+	req := subscribeReq{Follow: opts.Follow, Filter: opts.Filter}
+	if !opts.Since.IsZero() {
+		req.Since = opts.Since.UnixNano()
+	}
+	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write(appendSubscribe(nil, req)); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("logpub: subscribe to %s: %w", endpoint, err)
+	}
+	c.SetWriteDeadline(time.Time{})
+	s := &Stream{endpoint: endpoint, conn: c, follow: opts.Follow}
+	s.stop = context.AfterFunc(ctx, func() { c.Close() })
+	return s, nil
+}
+
+// Endpoint returns the endpoint the Stream is connected to.
+func (s *Stream) Endpoint() string { return s.endpoint }
+
+// HistoryDone reports whether the hub has sent all the history asked for.
+func (s *Stream) HistoryDone() bool { return s.historyDone }
+
+// Next returns the next event. It returns io.EOF at the end of a stream
+// without Follow, and an error when the hub goes away or the Stream is
+// closed. Event.Line stays valid after later calls.
+func (s *Stream) Next() (Event, error) {
+	for len(s.pending) == 0 {
+		typ, body, _, err := readFrame(s.conn, nil)
+		if err != nil {
+			if errors.Is(err, io.EOF) && s.historyDone && !s.follow {
+				return Event{}, io.EOF
+			}
+			return Event{}, fmt.Errorf("logpub: stream from %s: %w", s.endpoint, err)
+		}
+		switch typ {
+		case frameEvents:
+			s.pending, err = decodeEvents(body, s.pending[:0])
+			if err != nil {
+				s.pending = s.pending[:0]
+				return Event{}, fmt.Errorf("logpub: stream from %s: %w", s.endpoint, err)
+			}
+		case frameEnd:
+			d, err := decodeEnd(body)
+			if err != nil {
+				return Event{}, fmt.Errorf("logpub: stream from %s: %w", s.endpoint, err)
+			}
+			s.historyDone, s.hubDropped = true, d
+			if !s.follow {
+				return Event{}, io.EOF
+			}
+		default:
+			return Event{}, fmt.Errorf("logpub: stream from %s: %w", s.endpoint, frameErr("unexpected frame type %d", typ))
+		}
+	}
+	e := s.pending[0]
+	s.pending[0] = Event{}
+	s.pending = s.pending[1:]
+	return e, nil
+}
+
+// Close disconnects.
+func (s *Stream) Close() error {
+	s.closeOnce.Do(func() {
+		s.stop()
+		s.conn.Close()
+	})
+	return nil
+}
+
+// GapKey identifies one event source as a subscriber sees it.
+type GapKey struct {
+	Node    uuid.UUID
+	Service string
+	Source  uint64
+}
+
+// GapDetector finds sequence gaps in the live events of one or more
+// Streams: a jump in an event's StreamSeq means the hub dropped that many
+// matching events for this subscriber.
+type GapDetector struct {
+	last map[GapKey]uint64
+}
+
+// Check records e and returns how many events of its source were missed
+// just before it (0 for history events). Stream sequences count from the
+// start of the subscription, so a first event with StreamSeq n > 1 means n-1
+// were missed.
+func (g *GapDetector) Check(e *Event) uint64 {
+	if e.History || e.StreamSeq == 0 {
+		return 0
+	}
+	if g.last == nil {
+		g.last = map[GapKey]uint64{}
+	}
+	k := GapKey{e.Node, e.Service, e.Source}
+	prev, seen := g.last[k]
+	g.last[k] = e.StreamSeq
+	if !seen {
+		return e.StreamSeq - 1
+	}
+	if e.StreamSeq > prev+1 {
+		return e.StreamSeq - prev - 1
+	}
+	return 0
+}

@@ -1,0 +1,459 @@
+package logpub
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Wire format. Every message on a logpub connection is one frame:
+//
+//	[4 bytes big-endian length N][1 byte type][N-1 bytes body]
+//
+// A connection starts with a HELLO (writer → hub) or a SUBSCRIBE
+// (subscriber → hub); both carry the magic "LOGP" and the protocol version.
+//
+//	HELLO      magic[4] version[1] source[8] service[str8]
+//	BATCH      firstSeq[8] count[4] count × (level[1] len[4] line[len])
+//	ACK        seq[8]                      hub → writer: everything ≤ seq is captured
+//	SUBSCRIBE  magic[4] version[1] flags[1] minLevel[1] since[8]
+//	           services[list] nodes[list]   list = n[2] n × str8
+//	EVENTS     count[4] count × envelope    hub → subscriber
+//	END        dropped[8]                  hub → subscriber: history done (or query done)
+//
+// envelope = flags[1] level[1] node[16] service[str8] source[8] seq[8]
+// streamSeq[8] recv[8] len[4] line[len]; str8 = len[1] bytes.
+const (
+	frameHello     byte = 1
+	frameBatch     byte = 2
+	frameAck       byte = 3
+	frameSubscribe byte = 4
+	frameEvents    byte = 5
+	frameEnd       byte = 6
+)
+
+const (
+	protoMagic   = "LOGP"
+	protoVersion = 1
+
+	// MaxFrame is the largest frame either side accepts; a length above it is
+	// rejected before anything is allocated.
+	MaxFrame = 8 << 20
+	// MaxLine is the largest single event line accepted.
+	MaxLine = 1 << 20
+	// maxListLen bounds the number of services or nodes in a filter.
+	maxListLen = 256
+)
+
+// ErrFrame is wrapped by every decoding error: the peer sent something that
+// is not a valid logpub frame.
+var ErrFrame = errors.New("logpub: malformed frame")
+
+func frameErr(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrFrame, fmt.Sprintf(format, a...))
+}
+
+// readFrame reads one frame into buf (grown as needed, bounded by MaxFrame)
+// and returns its type and body, which aliases buf.
+func readFrame(r io.Reader, buf []byte) (typ byte, body, newBuf []byte, err error) {
+	var hdr [4]byte
+	if _, err = io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, buf, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n == 0 || n > MaxFrame {
+		return 0, nil, buf, frameErr("frame length %d out of range 1..%d", n, MaxFrame)
+	}
+	if cap(buf) < int(n) {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err = io.ReadFull(r, buf); err != nil {
+		return 0, nil, buf, fmt.Errorf("logpub: read frame body: %w", err)
+	}
+	return buf[0], buf[1:], buf, nil
+}
+
+// beginFrame appends a frame header with a placeholder length; finishFrame
+// fills the length in.
+func beginFrame(b []byte, typ byte) ([]byte, int) {
+	start := len(b)
+	b = append(b, 0, 0, 0, 0, typ)
+	return b, start
+}
+
+func finishFrame(b []byte, start int) []byte {
+	binary.BigEndian.PutUint32(b[start:], uint32(len(b)-start-4))
+	return b
+}
+
+// reader is a bounds-checked cursor over a frame body.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) need(n int, what string) bool {
+	if r.err != nil {
+		return false
+	}
+	if n < 0 || len(r.b) < n {
+		r.err = frameErr("truncated %s: need %d bytes, have %d", what, n, len(r.b))
+		return false
+	}
+	return true
+}
+
+func (r *reader) u8(what string) byte {
+	if !r.need(1, what) {
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
+func (r *reader) u16(what string) uint16 {
+	if !r.need(2, what) {
+		return 0
+	}
+	v := binary.BigEndian.Uint16(r.b)
+	r.b = r.b[2:]
+	return v
+}
+
+func (r *reader) u32(what string) uint32 {
+	if !r.need(4, what) {
+		return 0
+	}
+	v := binary.BigEndian.Uint32(r.b)
+	r.b = r.b[4:]
+	return v
+}
+
+func (r *reader) u64(what string) uint64 {
+	if !r.need(8, what) {
+		return 0
+	}
+	v := binary.BigEndian.Uint64(r.b)
+	r.b = r.b[8:]
+	return v
+}
+
+func (r *reader) bytes(n int, what string) []byte {
+	if !r.need(n, what) {
+		return nil
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) str8(what string) string {
+	n := int(r.u8(what + " length"))
+	return string(r.bytes(n, what))
+}
+
+func (r *reader) done(what string) error {
+	if r.err == nil && len(r.b) != 0 {
+		r.err = frameErr("%d trailing bytes after %s", len(r.b), what)
+	}
+	return r.err
+}
+
+func appendU16(b []byte, v uint16) []byte { return binary.BigEndian.AppendUint16(b, v) }
+func appendU32(b []byte, v uint32) []byte { return binary.BigEndian.AppendUint32(b, v) }
+func appendU64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v) }
+
+func appendStr8(b []byte, s string) []byte {
+	if len(s) > 255 {
+		s = s[:255]
+	}
+	b = append(b, byte(len(s)))
+	return append(b, s...)
+}
+
+// hello is the first frame of a writer connection.
+type hello struct {
+	Source  uint64
+	Service string
+}
+
+func appendHello(b []byte, h hello) []byte {
+	b, s := beginFrame(b, frameHello)
+	b = append(b, protoMagic...)
+	b = append(b, protoVersion)
+	b = appendU64(b, h.Source)
+	b = appendStr8(b, h.Service)
+	return finishFrame(b, s)
+}
+
+func checkMagic(r *reader, what string) error {
+	m := r.bytes(4, what+" magic")
+	v := r.u8(what + " version")
+	if r.err != nil {
+		return r.err
+	}
+	if string(m) != protoMagic {
+		return frameErr("%s: bad magic %q", what, m)
+	}
+	if v != protoVersion {
+		return frameErr("%s: unsupported version %d (want %d)", what, v, protoVersion)
+	}
+	return nil
+}
+
+func decodeHello(body []byte) (hello, error) {
+	r := &reader{b: body}
+	if err := checkMagic(r, "hello"); err != nil {
+		return hello{}, err
+	}
+	h := hello{Source: r.u64("source"), Service: r.str8("service")}
+	if err := r.done("hello"); err != nil {
+		return hello{}, err
+	}
+	if err := checkService(h.Service); err != nil {
+		return hello{}, err
+	}
+	return h, nil
+}
+
+// checkService rejects service names that cannot be used as a file name.
+func checkService(s string) error {
+	if s == "" {
+		return frameErr("empty service name")
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
+		if !ok || (i == 0 && c == '.') {
+			return frameErr("service name %q: only [A-Za-z0-9._-] allowed, not starting with a dot", s)
+		}
+	}
+	return nil
+}
+
+// batchEvent is one event of a BATCH frame; Line aliases the frame.
+type batchEvent struct {
+	Level int8
+	Line  []byte
+}
+
+// appendBatchEvent appends one event to the body of a batch under
+// construction (used by the Writer, which builds batches incrementally).
+func appendBatchEvent(b []byte, level int8, line []byte) []byte {
+	b = append(b, byte(level))
+	b = appendU32(b, uint32(len(line)))
+	return append(b, line...)
+}
+
+// decodeBatch decodes a BATCH body, calling fn for every event in order.
+// The frame is validated completely before fn is called for any event, so
+// a malformed batch delivers nothing.
+func decodeBatch(body []byte, fn func(seq uint64, ev batchEvent)) (first uint64, count uint32, err error) {
+	r := &reader{b: body}
+	first = r.u64("batch first seq")
+	count = r.u32("batch count")
+	if r.err != nil {
+		return 0, 0, r.err
+	}
+	// Each event takes at least 5 bytes: check before trusting count.
+	if uint64(count)*5 > uint64(len(r.b)) {
+		return 0, 0, frameErr("batch count %d exceeds body of %d bytes", count, len(r.b))
+	}
+	rest := r.b
+	for i := uint32(0); i < count; i++ {
+		r.u8("event level")
+		n := r.u32("event length")
+		if n > MaxLine {
+			return 0, 0, frameErr("event %d: line of %d bytes exceeds %d", i, n, MaxLine)
+		}
+		r.bytes(int(n), "event line")
+	}
+	if err := r.done("batch"); err != nil {
+		return 0, 0, err
+	}
+	if fn == nil {
+		return first, count, nil
+	}
+	r = &reader{b: rest}
+	for i := uint32(0); i < count; i++ {
+		lvl := int8(r.u8(""))
+		n := r.u32("")
+		fn(first+uint64(i), batchEvent{Level: lvl, Line: r.bytes(int(n), "")})
+	}
+	return first, count, nil
+}
+
+func appendAck(b []byte, seq uint64) []byte {
+	b, s := beginFrame(b, frameAck)
+	b = appendU64(b, seq)
+	return finishFrame(b, s)
+}
+
+func decodeAck(body []byte) (uint64, error) {
+	r := &reader{b: body}
+	v := r.u64("ack seq")
+	return v, r.done("ack")
+}
+
+// subscribe flags.
+const (
+	subFollow byte = 1 << 0 // keep streaming live events after the history
+)
+
+// subscribeReq is the first frame of a subscriber connection.
+type subscribeReq struct {
+	Follow bool
+	Filter Filter
+	Since  int64 // unix nanoseconds; 0 = no history
+}
+
+func appendStrList(b []byte, l []string) []byte {
+	if len(l) > maxListLen {
+		l = l[:maxListLen]
+	}
+	b = appendU16(b, uint16(len(l)))
+	for _, s := range l {
+		b = appendStr8(b, s)
+	}
+	return b
+}
+
+func (r *reader) strList(what string) []string {
+	n := int(r.u16(what + " count"))
+	if r.err != nil {
+		return nil
+	}
+	if n > maxListLen {
+		r.err = frameErr("%s: %d entries exceed %d", what, n, maxListLen)
+		return nil
+	}
+	if n > len(r.b) { // each entry takes at least one byte
+		r.err = frameErr("%s: %d entries exceed body", what, n)
+		return nil
+	}
+	var l []string
+	for i := 0; i < n && r.err == nil; i++ {
+		l = append(l, r.str8(what))
+	}
+	return l
+}
+
+func appendSubscribe(b []byte, s subscribeReq) []byte {
+	b, st := beginFrame(b, frameSubscribe)
+	b = append(b, protoMagic...)
+	b = append(b, protoVersion)
+	var flags byte
+	if s.Follow {
+		flags |= subFollow
+	}
+	b = append(b, flags, byte(int8(s.Filter.MinLevel)))
+	b = appendU64(b, uint64(s.Since))
+	b = appendStrList(b, s.Filter.Services)
+	b = appendStrList(b, s.Filter.Nodes)
+	return finishFrame(b, st)
+}
+
+func decodeSubscribe(body []byte) (subscribeReq, error) {
+	r := &reader{b: body}
+	if err := checkMagic(r, "subscribe"); err != nil {
+		return subscribeReq{}, err
+	}
+	flags := r.u8("flags")
+	lvl := int8(r.u8("level"))
+	since := int64(r.u64("since"))
+	services := r.strList("services")
+	nodes := r.strList("nodes")
+	if err := r.done("subscribe"); err != nil {
+		return subscribeReq{}, err
+	}
+	if flags&^subFollow != 0 {
+		return subscribeReq{}, frameErr("subscribe: unknown flags %#x", flags)
+	}
+	return subscribeReq{
+		Follow: flags&subFollow != 0,
+		Since:  since,
+		Filter: Filter{MinLevel: zerolog.Level(lvl), Services: services, Nodes: nodes},
+	}, nil
+}
+
+// envelope flags.
+const (
+	envHistory byte = 1 << 0
+)
+
+// envelopeFixed is the size of an envelope without service and line.
+const envelopeFixed = 1 + 1 + 16 + 1 + 8 + 8 + 8 + 8 + 4
+
+// appendEnvelope appends one event envelope (part of an EVENTS body).
+func appendEnvelope(b []byte, e *Event) []byte {
+	var flags byte
+	if e.History {
+		flags |= envHistory
+	}
+	b = append(b, flags, byte(int8(e.Level)))
+	b = append(b, e.Node[:]...)
+	b = appendStr8(b, e.Service)
+	b = appendU64(b, e.Source)
+	b = appendU64(b, e.Seq)
+	b = appendU64(b, e.StreamSeq)
+	b = appendU64(b, uint64(e.Received.UnixNano()))
+	b = appendU32(b, uint32(len(e.Line)))
+	return append(b, e.Line...)
+}
+
+func envelopeSize(e *Event) int { return envelopeFixed + len(e.Service) + len(e.Line) }
+
+// decodeEvents decodes an EVENTS body. Lines alias body.
+func decodeEvents(body []byte, out []Event) ([]Event, error) {
+	r := &reader{b: body}
+	n := r.u32("events count")
+	if r.err != nil {
+		return out, r.err
+	}
+	if uint64(n)*envelopeFixed > uint64(len(r.b)) {
+		return out, frameErr("events count %d exceeds body of %d bytes", n, len(r.b))
+	}
+	for i := uint32(0); i < n; i++ {
+		var e Event
+		flags := r.u8("envelope flags")
+		e.Level = zerolog.Level(int8(r.u8("envelope level")))
+		copy(e.Node[:], r.bytes(16, "envelope node"))
+		e.Service = r.str8("envelope service")
+		e.Source = r.u64("envelope source")
+		e.Seq = r.u64("envelope seq")
+		e.StreamSeq = r.u64("envelope stream seq")
+		e.Received = time.Unix(0, int64(r.u64("envelope time")))
+		ln := r.u32("envelope line length")
+		if ln > MaxLine {
+			return out, frameErr("envelope %d: line of %d bytes exceeds %d", i, ln, MaxLine)
+		}
+		e.Line = r.bytes(int(ln), "envelope line")
+		if r.err != nil {
+			return out, r.err
+		}
+		if flags&^envHistory != 0 {
+			return out, frameErr("envelope %d: unknown flags %#x", i, flags)
+		}
+		e.History = flags&envHistory != 0
+		out = append(out, e)
+	}
+	return out, r.done("events")
+}
+
+func appendEnd(b []byte, dropped uint64) []byte {
+	b, s := beginFrame(b, frameEnd)
+	b = appendU64(b, dropped)
+	return finishFrame(b, s)
+}
+
+func decodeEnd(body []byte) (uint64, error) {
+	r := &reader{b: body}
+	v := r.u64("end dropped")
+	return v, r.done("end")
+}

@@ -1,0 +1,46 @@
+// Package logpub carries zerolog events from apps to logd and from logd to
+// whoever tails them.
+//
+// App side: Writer is a drop-in zerolog writer (io.Writer,
+// zerolog.LevelWriter, io.Closer). It never blocks the caller: events go
+// into a bounded queue (events and bytes) and a background goroutine sends
+// them in batches to the local logd, reconnecting by itself. logd
+// acknowledges each batch once it is in the capture file; unacknowledged
+// batches are resent after a reconnect (logd drops the repeats by sequence
+// number), so an event handed to the Writer is captured or counted in
+// WriterStats.Dropped, never lost silently. When the queue is full events
+// are dropped and counted, and one "logpub: dropped N events" event is
+// sent once room returns.
+//
+//	w := logpub.NewWriter(logpub.WriterOptions{Service: "api"})
+//	defer w.Close()
+//	log := zerolog.New(w).With().Timestamp().Logger()
+//	log.Info().Str("user", "ada").Msg("login")
+//
+// logd side: Hub collects events from Writers and Ingest, stamps each with
+// node, service, per-source sequence and receive time (the JSON line stays
+// byte-identical), writes it to a capture file (size and wall-clock time
+// rotation through lumberjack, atomic gzip, OnArchive announcements), keeps
+// a ring for --since, and publishes it to subscribers. Filters (level and
+// above, service, node) apply in the Hub, so filtered-out events never
+// cross the wire.
+//
+// Each subscriber has its own bounded queue and its own sender goroutine
+// writing to its own connection with a write deadline: a slow or stuck
+// subscriber loses its own events (counted in HubStats.SubscriberDrops and
+// visible to it as a jump in Event.StreamSeq, see GapDetector) and never
+// slows the Hub, the Writers or other subscribers. This is why the log
+// streams use plain framed TCP (or unix sockets) rather than zmq4 v0.17.0
+// sockets, whose PUB stalls every subscriber behind a stuck one and whose
+// ROUTER holds one lock across blocking writes to all peers; endpoints keep
+// the ZeroMQ spelling (tcp://host:port, ipc:///path) and are advertised in
+// the mesh header X-LOGD-PUB.
+//
+// Subscribe connects to a Hub's PubEndpoint and returns a Stream; with
+// SubscribeOptions.Since it first replays history from the ring and, for
+// older times, from the capture files (plain and gzip). Hub.Subscribe is
+// the in-process equivalent for the dashboard.
+//
+// The wire format is described in codec.go; every decoder has a fuzz
+// target.
+package logpub

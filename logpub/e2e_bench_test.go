@@ -1,0 +1,223 @@
+package logpub
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"io"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// event200 is a zerolog line of 200 bytes (with its newline).
+func event200(i int) []byte {
+	head := `{"level":"info","n":` + strconv.Itoa(i) + `,"pad":"`
+	tail := `","message":"bench"}` + "\n"
+	return []byte(head + strings.Repeat("x", 200-len(head)-len(tail)) + tail)
+}
+
+// rawTCPRate streams n length-prefixed 200-byte messages over loopback TCP
+// (bufio both sides) and returns messages per second: the baseline.
+func rawTCPRate(b *testing.B, n int) float64 {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	done := make(chan int)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			done <- 0
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReaderSize(c, 64<<10)
+		buf := make([]byte, 256)
+		got := 0
+		for got < n {
+			var hdr [4]byte
+			if _, err := io.ReadFull(r, hdr[:]); err != nil {
+				break
+			}
+			if _, err := io.ReadFull(r, buf[:binary.BigEndian.Uint32(hdr[:])]); err != nil {
+				break
+			}
+			got++
+		}
+		done <- got
+	}()
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	msg := event200(0)
+	w := bufio.NewWriterSize(c, 64<<10)
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		var hdr [4]byte
+		binary.BigEndian.PutUint32(hdr[:], uint32(len(msg)))
+		w.Write(hdr[:])
+		w.Write(msg)
+	}
+	w.Flush()
+	got := <-done
+	return float64(got) / time.Since(start).Seconds()
+}
+
+// BenchmarkEndToEnd measures app → hub (capture to disk, ring) → subscriber
+// throughput with 200-byte events, against a raw framed TCP stream in the
+// same run: events/s, raw-events/s and their ratio (goal ≥ 0.5 and ≥ 300k/s).
+// The producer only waits when the Writer's queue is half full, so nothing
+// is dropped and every event is counted at the subscriber.
+func BenchmarkEndToEnd(b *testing.B) {
+	h := startHub(b, func(c *HubConfig) { c.Capture.Dir = b.TempDir() })
+	st, err := Subscribe(context.Background(), h.PubEndpoint(), SubscribeOptions{Follow: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	waitFor(b, "subscriber", func() bool { return h.Stats().Subscribers == 1 })
+	w := NewWriter(WriterOptions{Endpoint: h.WriterEndpoint(), Service: "bench", MaxEvents: 1 << 17, MaxBytes: 64 << 20})
+	defer w.Close()
+	lines := make([][]byte, 1024)
+	for i := range lines {
+		lines[i] = event200(i)
+	}
+	n := b.N
+	recv := make(chan int)
+	go func() {
+		got := 0
+		for got < n {
+			if _, err := st.Next(); err != nil {
+				break
+			}
+			got++
+		}
+		recv <- got
+	}()
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		if i%256 == 0 {
+			for w.Stats().Queued > 1<<16 {
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+		w.WriteLevel(zerolog.InfoLevel, lines[i%len(lines)])
+	}
+	got := <-recv
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if got != n || w.Stats().Dropped != 0 {
+		b.Fatalf("received %d of %d, writer dropped %d", got, n, w.Stats().Dropped)
+	}
+	rate := float64(got) / elapsed.Seconds()
+	raw := rawTCPRate(b, n)
+	b.ReportMetric(rate, "events/s")
+	b.ReportMetric(raw, "raw-events/s")
+	b.ReportMetric(rate/raw, "ratio")
+}
+
+// BenchmarkLatency sends events at 10k/s (b.N of them) and reports the
+// p50 and p99 time from the Writer call to the subscriber (goal p99 < 5 ms).
+func BenchmarkLatency(b *testing.B) {
+	h := startHub(b, func(c *HubConfig) { c.Capture.Dir = b.TempDir() })
+	st, err := Subscribe(context.Background(), h.PubEndpoint(), SubscribeOptions{Follow: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	waitFor(b, "subscriber", func() bool { return h.Stats().Subscribers == 1 })
+	w := NewWriter(WriterOptions{Endpoint: h.WriterEndpoint(), Service: "bench"})
+	defer w.Close()
+	log := zerolog.New(w)
+	n := b.N
+	lat := make(chan []time.Duration)
+	go func() {
+		var ds []time.Duration
+		for len(ds) < n {
+			e, err := st.Next()
+			if err != nil {
+				break
+			}
+			k := strings.Index(string(e.Line), `"t":`)
+			sent, _ := strconv.ParseInt(string(e.Line[k+4:k+4+19]), 10, 64)
+			ds = append(ds, time.Since(time.Unix(0, sent)))
+		}
+		lat <- ds
+	}()
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		// 10k events/s: event i is due at start + i×100µs.
+		if d := time.Until(start.Add(time.Duration(i) * 100 * time.Microsecond)); d > 0 {
+			time.Sleep(d)
+		}
+		log.Info().Int64("t", time.Now().UnixNano()).Str("pad", "0123456789012345678901234567890123456789").Msg("latency")
+	}
+	ds := <-lat
+	b.StopTimer()
+	if len(ds) != n {
+		b.Fatalf("received %d of %d", len(ds), n)
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	b.ReportMetric(float64(ds[len(ds)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(ds[len(ds)*99/100].Microseconds()), "p99-µs")
+}
+
+// BenchmarkHubRSS runs the hub as its own process (as logd), feeds it
+// 100k events/s of 200 bytes for b.N events with one subscriber, and
+// reports the process's peak RSS (goal < 64 MiB).
+func BenchmarkHubRSS(b *testing.B) {
+	dir := b.TempDir()
+	ep := "ipc://" + dir + "/w.sock"
+	p := startHubProcess(b, ep, dir+"/cap", os.Getenv("LOGPUB_BENCH_HUB_ENV"))
+	st, err := Subscribe(context.Background(), p.pub, SubscribeOptions{Follow: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	go func() {
+		for {
+			if _, err := st.Next(); err != nil {
+				return
+			}
+		}
+	}()
+	w := NewWriter(WriterOptions{Endpoint: ep, Service: "bench"})
+	defer w.Close()
+	lines := make([][]byte, 1024)
+	for i := range lines {
+		lines[i] = event200(i)
+	}
+	peak := 0
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		if i%1000 == 0 {
+			// 100k events/s: event i is due at start + i×10µs.
+			if d := time.Until(start.Add(time.Duration(i) * 10 * time.Microsecond)); d > 0 {
+				time.Sleep(d)
+			}
+			if i%20000 == 0 {
+				peak = max(peak, p.rssKiB())
+			}
+		}
+		w.WriteLevel(zerolog.InfoLevel, lines[i%len(lines)])
+	}
+	waitFor(b, "acks", func() bool { return w.Stats().Queued == 0 })
+	peak = max(peak, p.rssKiB())
+	b.StopTimer()
+	b.ReportMetric(float64(peak)/1024, "peak-RSS-MiB")
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+	b.ReportMetric(float64(w.Stats().Dropped), "dropped")
+}

@@ -1,0 +1,126 @@
+package logpub
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+)
+
+func FuzzReadFrame(f *testing.F) {
+	f.Add(appendHello(nil, hello{Source: 1, Service: "api"}))
+	f.Add(appendAck(nil, 5))
+	f.Add([]byte{0, 0, 0, 0})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1, 2})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := bytes.NewReader(data)
+		var buf []byte
+		for {
+			var err error
+			_, _, buf, err = readFrame(r, buf)
+			if err != nil {
+				return
+			}
+		}
+	})
+}
+
+func FuzzDecodeHello(f *testing.F) {
+	f.Add(appendHello(nil, hello{Source: 1, Service: "api"})[5:])
+	f.Add([]byte("LOGP\x01"))
+	f.Add([]byte("LOGX\x01\x00\x00\x00\x00\x00\x00\x00\x01\x03api"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		h, err := decodeHello(body)
+		if err != nil {
+			return
+		}
+		again, err := decodeHello(appendHello(nil, h)[5:])
+		if err != nil || again != h {
+			t.Fatalf("re-encode: %+v %v", again, err)
+		}
+	})
+}
+
+func FuzzDecodeBatch(f *testing.F) {
+	f.Add(encodeBatch(1, `{"level":"info"}`+"\n", `{"a":1}`+"\n")[5:])
+	f.Add(encodeBatch(1)[5:])
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 9})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var n uint32
+		first, count, err := decodeBatch(body, func(seq uint64, ev batchEvent) { n++ })
+		if err != nil {
+			if n != 0 {
+				t.Fatalf("events delivered from a malformed batch")
+			}
+			return
+		}
+		if n != count {
+			t.Fatalf("delivered %d of %d events (first %d)", n, count, first)
+		}
+	})
+}
+
+func FuzzDecodeSubscribe(f *testing.F) {
+	f.Add(appendSubscribe(nil, subscribeReq{Follow: true, Since: 1, Filter: Filter{MinLevel: zerolog.WarnLevel, Services: []string{"api"}}})[5:])
+	f.Add(appendSubscribe(nil, subscribeReq{})[5:])
+	f.Add([]byte("LOGP\x01\x07"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := decodeSubscribe(body)
+		if err != nil {
+			return
+		}
+		if _, err := decodeSubscribe(appendSubscribe(nil, req)[5:]); err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+	})
+}
+
+func FuzzDecodeEvents(f *testing.F) {
+	ev := Event{Node: uuid.New(), Service: "api", Seq: 1, StreamSeq: 1, Received: time.Unix(1, 0), Line: []byte("{}\n")}
+	b := appendU32(nil, 1)
+	f.Add(appendEnvelope(b, &ev))
+	f.Add([]byte{0, 0, 0, 0})
+	f.Add([]byte{0, 0, 0, 5, 1})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		evs, err := decodeEvents(body, nil)
+		if err != nil {
+			return
+		}
+		b := appendU32(nil, uint32(len(evs)))
+		for i := range evs {
+			b = appendEnvelope(b, &evs[i])
+		}
+		again, err := decodeEvents(b, nil)
+		if err != nil || len(again) != len(evs) {
+			t.Fatalf("re-encode: %d %v", len(again), err)
+		}
+	})
+}
+
+func FuzzDecodeAckEnd(f *testing.F) {
+	f.Add(appendAck(nil, 1)[5:])
+	f.Add([]byte{1})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		a, errA := decodeAck(body)
+		e, errE := decodeEnd(body)
+		if (errA == nil) != (len(body) == 8) || (errE == nil) != (len(body) == 8) || a != e {
+			t.Fatalf("ack/end disagree on %x", body)
+		}
+	})
+}
+
+// FuzzValidJSON checks the hub's JSON validator against encoding/json.
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range []string{`{"level":"info","n":-1.5e+3,"a":[true,false,null,{}],"s":"\u00e9\n"}`, `{"a":}`, `{"a":01}`, `[1,]`, `"\x01"`, `{"a":"\q"}`, ` {} `, `-`, `1.`, `1e`, `{"a" 1}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := validJSON(b), json.Valid(b); got != want && utf8.Valid(b) {
+			t.Fatalf("validJSON(%q) = %v, encoding/json says %v", b, got, want)
+		}
+	})
+}

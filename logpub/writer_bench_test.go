@@ -1,0 +1,43 @@
+package logpub
+
+import (
+	"io"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// BenchmarkWriter measures log.Info().Str(..).Int(..).Msg(..) through a
+// Writer connected to a running Hub, against the same call to io.Discard
+// timed in the same run; ratio = writer ns/op ÷ discard ns/op (goal ≤ 1.5).
+func BenchmarkWriter(b *testing.B) {
+	h := startHub(b, func(c *HubConfig) { c.Capture.Dir = b.TempDir(); c.RingEvents = 10000 })
+	w := NewWriter(WriterOptions{Endpoint: h.WriterEndpoint(), Service: "bench", MaxEvents: 1 << 20, MaxBytes: 256 << 20})
+	defer w.Close()
+	logW := zerolog.New(w).With().Timestamp().Logger()
+	logD := zerolog.New(io.Discard).With().Timestamp().Logger()
+	// Warm up: the connection is up and the batch buffers have grown.
+	for i := 0; i < 10000; i++ {
+		logW.Info().Str("user", "ada").Int("n", i).Msg("request served")
+	}
+	waitFor(b, "warm-up acks", func() bool { return w.Stats().Queued == 0 })
+
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		logD.Info().Str("user", "ada").Int("n", i).Msg("request served")
+	}
+	discard := time.Since(start)
+	before := w.Stats()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		logW.Info().Str("user", "ada").Int("n", i).Msg("request served")
+	}
+	b.StopTimer()
+	elapsed := b.Elapsed()
+	after := w.Stats()
+	b.ReportMetric(float64(discard.Nanoseconds())/float64(b.N), "discard-ns/op")
+	b.ReportMetric(float64(elapsed)/float64(discard), "ratio")
+	b.ReportMetric(float64(after.Dropped-before.Dropped)/float64(b.N), "dropped/op")
+}

@@ -1,0 +1,133 @@
+package mesh
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func simMeshNoCleanup(tb testing.TB, n int, beaconEvery time.Duration) []*Node {
+	tb.Helper()
+	hub := &beaconHub{}
+	nodes := make([]*Node, n)
+	for i := range nodes {
+		nd, err := New(simConfig(fmt.Sprintf("sim%03d", i), beaconEvery))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		nd.beacons = hub.attach()
+		if err := nd.Start(context.Background()); err != nil {
+			tb.Fatal(err)
+		}
+		nodes[i] = nd
+	}
+	return nodes
+}
+
+// BenchmarkWhisper sends 200-byte WHISPERs from one node to another and,
+// in the same run, the same messages over a raw TCP stream with a 4-byte
+// length prefix and buffered writes: the ratio says what the mesh costs.
+func BenchmarkWhisper(b *testing.B) {
+	payload := make([]byte, 200)
+	raw := rawTCPRate(b, b.N, payload)
+
+	nodes := simMeshNoCleanup(b, 2, 50*time.Millisecond)
+	defer closeAll(nodes)
+	waitConverged(b, nodes, 20*time.Second)
+	var got atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev := range nodes[1].Events() {
+			if ev.Type == EventWhisper {
+				got.Add(1)
+			}
+		}
+	}()
+	go func() {
+		for range nodes[0].Events() {
+		}
+	}()
+	to := nodes[1].UUID()
+	const window = 4096 // messages in flight: the sender waits beyond it
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		for int64(i)-got.Load() > window {
+			time.Sleep(50 * time.Microsecond) // back-pressure poll
+		}
+		if err := nodes[0].Whisper(to, payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for got.Load() < int64(b.N) {
+		time.Sleep(50 * time.Microsecond)
+		if time.Since(start) > time.Minute {
+			b.Fatalf("only %d of %d whispers arrived (stats %+v)", got.Load(), b.N, nodes[0].Stats())
+		}
+	}
+	mesh := float64(b.N) / time.Since(start).Seconds()
+	b.StopTimer()
+	b.ReportMetric(mesh, "whisper_msg/s")
+	b.ReportMetric(raw, "rawtcp_msg/s")
+	b.ReportMetric(mesh/raw, "ratio_vs_raw")
+}
+
+// rawTCPRate sends n length-prefixed messages over loopback TCP and returns
+// messages per second, received and decoded.
+func rawTCPRate(b *testing.B, n int, payload []byte) float64 {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	recvd := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			recvd <- err
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		var hdr [4]byte
+		buf := make([]byte, 64<<10)
+		for range n {
+			if _, err := io.ReadFull(r, hdr[:]); err != nil {
+				recvd <- err
+				return
+			}
+			if _, err := io.ReadFull(r, buf[:binary.BigEndian.Uint32(hdr[:])]); err != nil {
+				recvd <- err
+				return
+			}
+		}
+		recvd <- nil
+	}()
+	c, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	w := bufio.NewWriter(c)
+	start := time.Now()
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], uint32(len(payload)))
+	for range n {
+		w.Write(hdr[:])
+		w.Write(payload)
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	if err := <-recvd; err != nil {
+		b.Fatal(err)
+	}
+	return float64(n) / time.Since(start).Seconds()
+}

@@ -1,0 +1,403 @@
+package timer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-zeromq/zmq4"
+	"github.com/rs/zerolog"
+)
+
+// ClientConfig holds the knobs of a Client.
+type ClientConfig struct {
+	// Endpoint is the service's address, e.g. the local logd's X-TIMER header.
+	Endpoint string
+	// Heartbeat is how often the client re-announces its subscriptions, so
+	// that it survives a restart of the service. Default 1 s.
+	Heartbeat time.Duration
+	// Retry is how long a request waits for its reply before it is sent
+	// again (zmq4 drops what is sent while disconnected). Default 1 s.
+	Retry time.Duration
+	// Logger receives the client's diagnostics. Default zerolog.Nop().
+	Logger zerolog.Logger
+}
+
+// Client talks to a timer Service: it receives ticks and fires, and adds,
+// removes and lists schedules. It reconnects by itself.
+type Client struct {
+	cfg    ClientConfig
+	sock   zmq4.Socket
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	kick   chan struct{}
+	sendMu sync.Mutex
+
+	mu       sync.Mutex
+	nextReq  uint32
+	pending  map[uint32]chan message
+	ticks    map[time.Duration][]*tickSub
+	watches  map[string][]*fireSub
+	lastSeq  uint64
+	received uint64
+	dropped  uint64
+}
+
+type tickSub struct {
+	ch   chan Tick
+	last int64 // number of the last tick delivered; 0 none yet
+}
+
+type fireSub struct {
+	ch chan Fire
+}
+
+// ackEvery is how many messages the client receives between two acks; it
+// is well below the service's default window.
+const ackEvery = 32
+
+// NewClient starts a client of the service at cfg.Endpoint. It connects in
+// the background: it does not fail if the service is not up yet.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	if cfg.Endpoint == "" {
+		return nil, errors.New("timer: client: no endpoint")
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = time.Second
+	}
+	if cfg.Retry <= 0 {
+		cfg.Retry = time.Second
+	}
+	id := make([]byte, 16)
+	rand.Read(id)
+	c := &Client{
+		cfg:     cfg,
+		kick:    make(chan struct{}, 1),
+		pending: make(map[uint32]chan message),
+		ticks:   make(map[time.Duration][]*tickSub),
+		watches: make(map[string][]*fireSub),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	// zmq4: without automatic reconnect and unlimited retries a DEALER
+	// never comes back after the service restarts; WithTimeout bounds a
+	// Send made while disconnected (it is then dropped, hence heartbeats
+	// and request retries).
+	c.sock = zmq4.NewDealer(c.ctx, zmq4.WithID(zmq4.SocketIdentity(id)),
+		zmq4.WithAutomaticReconnect(true), zmq4.WithDialerMaxRetries(-1),
+		zmq4.WithTimeout(cfg.Retry/2))
+	c.wg.Add(2)
+	go c.connect()
+	go c.heartbeat()
+	return c, nil
+}
+
+// Close stops the client; every channel it returned is closed.
+func (c *Client) Close() error {
+	c.cancel()
+	err := c.sock.Close()
+	c.wg.Wait()
+	return err
+}
+
+func (c *Client) connect() {
+	defer c.wg.Done()
+	// zmq4: Dial blocks until the service is reachable (retries forever).
+	if err := c.sock.Dial(c.cfg.Endpoint); err != nil {
+		if c.ctx.Err() == nil {
+			c.cfg.Logger.Error().Err(err).Str("endpoint", c.cfg.Endpoint).Msg("timer: dial")
+		}
+		return
+	}
+	if c.ctx.Err() != nil {
+		// zmq4: a Dial that completes while Close runs adds a connection
+		// Close did not see; close the socket again so it does not leak.
+		c.sock.Close()
+		return
+	}
+	c.poke()
+	c.recvLoop()
+}
+
+func (c *Client) poke() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// heartbeat re-sends the subscriptions (and the ack) every Heartbeat, and at
+// once when they change.
+func (c *Client) heartbeat() {
+	defer c.wg.Done()
+	t := time.NewTicker(c.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+		case <-c.kick:
+		}
+		c.mu.Lock()
+		msgs := []message{{Type: msgHeartbeat}}
+		for p := range c.ticks {
+			msgs = append(msgs, message{Type: msgSub, Period: int64(p)})
+		}
+		for n := range c.watches {
+			msgs = append(msgs, message{Type: msgWatch, Name: n})
+		}
+		c.mu.Unlock()
+		for i := range msgs {
+			c.send(&msgs[i])
+		}
+	}
+}
+
+func (c *Client) send(m *message) error {
+	c.mu.Lock()
+	m.Seq = c.lastSeq
+	c.mu.Unlock()
+	b, err := m.encode()
+	if err != nil {
+		return err
+	}
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	return c.sock.Send(zmq4.NewMsg(b))
+}
+
+func (c *Client) recvLoop() {
+	for {
+		msg, err := c.sock.Recv()
+		if err != nil {
+			if c.ctx.Err() != nil {
+				return
+			}
+			continue
+		}
+		if len(msg.Frames) != 1 {
+			continue
+		}
+		m, err := decodeMessage(msg.Frames[0])
+		if err != nil {
+			c.cfg.Logger.Debug().Err(err).Msg("timer: bad message from service")
+			continue
+		}
+		c.dispatch(m)
+	}
+}
+
+func (c *Client) dispatch(m message) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lastSeq = m.Seq
+	c.received++
+	if c.received%ackEvery == 0 {
+		c.poke()
+	}
+	switch m.Type {
+	case msgTick:
+		t := Tick{Period: time.Duration(m.Period), N: m.N, At: time.Unix(0, m.At)}
+		for _, s := range c.ticks[t.Period] {
+			if s.last != 0 && t.N <= s.last {
+				continue
+			}
+			t.Missed = 0
+			if s.last != 0 {
+				t.Missed = t.N - s.last - 1
+			}
+			select {
+			case s.ch <- t:
+				s.last = t.N
+			default: // the receiver is behind: it will see Missed
+			}
+		}
+	case msgFire:
+		var f Fire
+		if err := json.Unmarshal(m.Data, &f); err != nil || f.Name != m.Name {
+			return
+		}
+		for _, key := range []string{f.Name, "*"} {
+			for _, s := range c.watches[key] {
+				select {
+				case s.ch <- f:
+				default:
+					c.dropped++
+				}
+			}
+		}
+	case msgReply, msgError:
+		if ch := c.pending[m.Req]; ch != nil {
+			delete(c.pending, m.Req)
+			ch <- m
+		}
+	}
+}
+
+// Ticks returns a channel of the ticks of period (one of Periods) until ctx
+// is done or the client closes. A receiver that falls behind loses ticks
+// and sees their count in Tick.Missed; ticks never queue up.
+func (c *Client) Ticks(ctx context.Context, period time.Duration) (<-chan Tick, error) {
+	if periodIndex(period) < 0 {
+		return nil, fmt.Errorf("%w: %v (want one of %v)", ErrBadPeriod, period, Periods)
+	}
+	if c.ctx.Err() != nil {
+		return nil, ErrClosed
+	}
+	s := &tickSub{ch: make(chan Tick, 1)}
+	c.mu.Lock()
+	c.ticks[period] = append(c.ticks[period], s)
+	c.mu.Unlock()
+	c.poke()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		select {
+		case <-ctx.Done():
+		case <-c.ctx.Done():
+		}
+		c.mu.Lock()
+		subs := c.ticks[period]
+		for i, x := range subs {
+			if x == s {
+				subs = append(subs[:i], subs[i+1:]...)
+				break
+			}
+		}
+		last := len(subs) == 0
+		if last {
+			delete(c.ticks, period)
+		} else {
+			c.ticks[period] = subs
+		}
+		close(s.ch)
+		c.mu.Unlock()
+		if last && c.ctx.Err() == nil {
+			c.send(&message{Type: msgUnsub, Period: int64(period)})
+		}
+	}()
+	return s.ch, nil
+}
+
+// Watch returns a channel of the fires of schedule name ("*": every
+// schedule) on the service's node, until ctx is done or the client closes.
+func (c *Client) Watch(ctx context.Context, name string) (<-chan Fire, error) {
+	if name != "*" {
+		if err := validName(name); err != nil {
+			return nil, err
+		}
+	}
+	if c.ctx.Err() != nil {
+		return nil, ErrClosed
+	}
+	s := &fireSub{ch: make(chan Fire, 64)}
+	c.mu.Lock()
+	c.watches[name] = append(c.watches[name], s)
+	c.mu.Unlock()
+	c.poke()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		select {
+		case <-ctx.Done():
+		case <-c.ctx.Done():
+		}
+		c.mu.Lock()
+		subs := c.watches[name]
+		for i, x := range subs {
+			if x == s {
+				subs = append(subs[:i], subs[i+1:]...)
+				break
+			}
+		}
+		last := len(subs) == 0
+		if last {
+			delete(c.watches, name)
+		} else {
+			c.watches[name] = subs
+		}
+		close(s.ch)
+		c.mu.Unlock()
+		if last && c.ctx.Err() == nil {
+			c.send(&message{Type: msgUnwatch, Name: name})
+		}
+	}()
+	return s.ch, nil
+}
+
+// Schedule adds or replaces a schedule on the service (and, through it, on
+// every timer node of the mesh).
+func (c *Client) Schedule(ctx context.Context, sp Spec) error {
+	if err := sp.Validate(); err != nil {
+		return err
+	}
+	b, err := json.Marshal(sp)
+	if err != nil {
+		return fmt.Errorf("timer: schedule %q: %w", sp.Name, err)
+	}
+	_, err = c.request(ctx, message{Type: msgSchedule, Data: b})
+	return err
+}
+
+// Cancel removes schedule name; the error wraps ErrUnknownName if there is none.
+func (c *Client) Cancel(ctx context.Context, name string) error {
+	if err := validName(name); err != nil {
+		return err
+	}
+	_, err := c.request(ctx, message{Type: msgCancel, Name: name})
+	return err
+}
+
+// List returns the service's schedules.
+func (c *Client) List(ctx context.Context) ([]ScheduleInfo, error) {
+	data, err := c.request(ctx, message{Type: msgList})
+	if err != nil {
+		return nil, err
+	}
+	var out []ScheduleInfo
+	if err := json.Unmarshal(data, &out); err != nil {
+		return nil, fmt.Errorf("timer: list: %w", err)
+	}
+	return out, nil
+}
+
+// request sends m until its reply comes (zmq4 drops what is sent while the
+// connection is down), or ctx is done.
+func (c *Client) request(ctx context.Context, m message) ([]byte, error) {
+	ch := make(chan message, 1)
+	c.mu.Lock()
+	c.nextReq++
+	m.Req = c.nextReq
+	c.pending[m.Req] = ch
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.pending, m.Req)
+		c.mu.Unlock()
+	}()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("timer: %s: %w", m.Type, ctx.Err())
+		case <-c.ctx.Done():
+			return nil, ErrClosed
+		case r := <-ch:
+			if r.Type == msgError {
+				return nil, replyError(r)
+			}
+			return r.Data, nil
+		case <-t.C:
+			if err := c.send(&m); err != nil {
+				return nil, err
+			}
+			t.Reset(c.cfg.Retry)
+		}
+	}
+}

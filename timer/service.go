@@ -1,0 +1,533 @@
+package timer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-zeromq/zmq4"
+	"github.com/google/uuid"
+	"github.com/logmesh/logmesh/mesh"
+	"github.com/rs/zerolog"
+)
+
+// Config holds the knobs of a Service. Start from DefaultConfig.
+type Config struct {
+	// Endpoint is where the service's ROUTER binds. Default
+	// "tcp://127.0.0.1:0" (an ephemeral loopback port); Endpoint() tells
+	// the port chosen.
+	Endpoint string
+
+	// DataDir holds timer.json, the persisted schedules. Empty: none kept.
+	DataDir string
+
+	// Mesh, when set, replicates schedules to the other timer nodes and
+	// elects the node that fires cluster-scope schedules. *mesh.Node fits.
+	Mesh Mesh
+	// Events are the mesh's events (ENTER, JOIN, SHOUT...) for this service.
+	// Required with Mesh.
+	Events <-chan mesh.Event
+	// Group is the mesh group of timer nodes. Default "timer".
+	Group string
+
+	// ClientTimeout drops a client that has sent nothing for that long.
+	// Clients heartbeat every second. Default 5 s.
+	ClientTimeout time.Duration
+	// Window is how many messages may be in flight to a client before it
+	// acknowledges; beyond that ticks are dropped for it (it sees Missed)
+	// so that a stuck client never blocks the socket. Default 256.
+	Window int
+	// MaxClients bounds the clients served at once. Default 10000.
+	MaxClients int
+
+	// LateAfter marks a fire late when it goes out that long after its
+	// occurrence. Default 500 ms.
+	LateAfter time.Duration
+	// CatchUp is how far back a node that takes over cluster schedules
+	// fires missed occurrences (late); older ones are skipped. Default 1 min.
+	CatchUp time.Duration
+	// Settle is how long a timer node must have been in the group before
+	// it may fire cluster schedules, so that it has the others' state
+	// first. Default 2 s.
+	Settle time.Duration
+	// ClockInterval is the period of clock-offset probes to timer peers.
+	// Default 2 s.
+	ClockInterval time.Duration
+
+	// Logger receives the service's diagnostics. Default zerolog.Nop().
+	Logger zerolog.Logger
+}
+
+// DefaultConfig returns a standalone, in-memory service on loopback.
+func DefaultConfig() Config {
+	return Config{
+		Endpoint:      "tcp://127.0.0.1:0",
+		Group:         "timer",
+		ClientTimeout: 5 * time.Second,
+		Window:        256,
+		MaxClients:    10000,
+		LateAfter:     500 * time.Millisecond,
+		CatchUp:       time.Minute,
+		Settle:        2 * time.Second,
+		ClockInterval: 2 * time.Second,
+		Logger:        zerolog.Nop(),
+	}
+}
+
+func (c *Config) fill() {
+	d := DefaultConfig()
+	if c.Endpoint == "" {
+		c.Endpoint = d.Endpoint
+	}
+	if c.Group == "" {
+		c.Group = d.Group
+	}
+	if c.ClientTimeout <= 0 {
+		c.ClientTimeout = d.ClientTimeout
+	}
+	if c.Window <= 0 {
+		c.Window = d.Window
+	}
+	if c.MaxClients <= 0 {
+		c.MaxClients = d.MaxClients
+	}
+	if c.LateAfter <= 0 {
+		c.LateAfter = d.LateAfter
+	}
+	if c.CatchUp <= 0 {
+		c.CatchUp = d.CatchUp
+	}
+	if c.Settle <= 0 {
+		c.Settle = d.Settle
+	}
+	if c.ClockInterval <= 0 {
+		c.ClockInterval = d.ClockInterval
+	}
+}
+
+// Mesh is what the service needs of a mesh node; *mesh.Node satisfies it.
+type Mesh interface {
+	UUID() uuid.UUID
+	Join(group string) error
+	Shout(group string, frames ...[]byte) error
+	Whisper(peer uuid.UUID, frames ...[]byte) error
+	GroupPeers(group string) []uuid.UUID
+}
+
+// Service is the timer service of one node: it serves ticks and schedule
+// fires to Clients over a ROUTER socket, and shares schedules with the other
+// timer nodes of the mesh.
+type Service struct {
+	cfg     Config
+	log     zerolog.Logger
+	self    string // our mesh UUID, "" standalone
+	started time.Time
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	sock   zmq4.Socket
+	ep     string
+	wg     sync.WaitGroup
+	wake   chan struct{}
+	closed atomic.Bool
+
+	mu      sync.Mutex
+	clients map[string]*client
+	entries map[string]*entry
+	dirty   bool
+	leader  bool
+	// leaderSince is when this node took over cluster schedules; their
+	// occurrences before it are fired late (catch-up).
+	leaderSince time.Time
+	peers       map[uuid.UUID]*peer
+	recent      []Fire // ring of the latest fires, for Snapshot
+	ticks       []tickStats
+	stats       counters
+}
+
+type client struct {
+	id       string
+	lastSeen time.Time
+	sent     uint64 // seq of the last message sent
+	acked    uint64 // seq the client says it has received
+	subs     []bool // by index in Periods
+	watch    map[string]bool
+}
+
+type counters struct {
+	badMessages  uint64
+	badPeerMsgs  uint64
+	firesDropped uint64
+	firesSkipped uint64
+	sendErrors   uint64
+	rejected     uint64
+}
+
+type tickStats struct {
+	sent, dropped, skipped uint64
+	last                   int64
+}
+
+// NewService checks cfg and loads the persisted schedules; Start serves.
+func NewService(cfg Config) (*Service, error) {
+	cfg.fill()
+	if cfg.Mesh != nil && cfg.Events == nil {
+		return nil, errors.New("timer: config: Mesh without Events")
+	}
+	recs, err := loadState(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{
+		cfg:     cfg,
+		log:     cfg.Logger.With().Str("component", "timer").Logger(),
+		wake:    make(chan struct{}, 1),
+		clients: make(map[string]*client),
+		entries: make(map[string]*entry),
+		peers:   make(map[uuid.UUID]*peer),
+		ticks:   make([]tickStats, len(Periods)),
+	}
+	if cfg.Mesh != nil {
+		s.self = cfg.Mesh.UUID().String()
+	}
+	now := time.Now()
+	for _, r := range recs {
+		s.entries[r.Spec.Name] = newEntry(r, now)
+	}
+	return s, nil
+}
+
+// Start binds the endpoint and starts ticking, scheduling and, with a mesh,
+// replicating. ctx bounds the service's life as Close does.
+func (s *Service) Start(ctx context.Context) error {
+	s.ctx, s.cancel = context.WithCancel(ctx)
+	s.started = time.Now()
+	// zmq4: Recv has no timeout, so cancelling this ctx (Close) is what
+	// ends the receive loop.
+	s.sock = zmq4.NewRouter(s.ctx, zmq4.WithID(zmq4.SocketIdentity("timer")))
+	if err := s.sock.Listen(s.cfg.Endpoint); err != nil {
+		s.cancel()
+		s.sock.Close()
+		return fmt.Errorf("timer: listen on %s: %w", s.cfg.Endpoint, err)
+	}
+	s.ep = s.cfg.Endpoint
+	if a, ok := s.sock.Addr().(*net.TCPAddr); ok {
+		s.ep = fmt.Sprintf("tcp://%s", a.String())
+	}
+	if s.cfg.Mesh != nil {
+		if err := s.startMesh(); err != nil {
+			s.cancel()
+			s.sock.Close()
+			return err
+		}
+	}
+	s.wg.Add(3 + len(Periods))
+	go s.recvLoop()
+	go s.schedLoop()
+	go s.housekeeping()
+	for i := range Periods {
+		go s.tickLoop(i)
+	}
+	s.log.Info().Str("endpoint", s.ep).Msg("timer service started")
+	return nil
+}
+
+// Endpoint returns the address clients dial, e.g. "tcp://127.0.0.1:41234".
+func (s *Service) Endpoint() string { return s.ep }
+
+// Close stops every goroutine of the service and saves its schedules.
+func (s *Service) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	if s.cancel == nil { // never started
+		return nil
+	}
+	s.cancel()
+	err := s.sock.Close()
+	s.wg.Wait()
+	if ferr := s.flush(); ferr != nil {
+		err = ferr
+	}
+	return err
+}
+
+func (s *Service) recvLoop() {
+	defer s.wg.Done()
+	for {
+		msg, err := s.sock.Recv()
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return
+			}
+			s.log.Warn().Err(err).Msg("timer: receive")
+			s.mu.Lock()
+			s.stats.badMessages++
+			s.mu.Unlock()
+			continue
+		}
+		if len(msg.Frames) != 2 {
+			s.bad(fmt.Errorf("%w: %d frames, want 2", ErrMalformed, len(msg.Frames)))
+			continue
+		}
+		m, err := decodeMessage(msg.Frames[1])
+		if err != nil {
+			s.bad(err)
+			continue
+		}
+		s.handle(string(msg.Frames[0]), m)
+	}
+}
+
+func (s *Service) bad(err error) {
+	s.mu.Lock()
+	s.stats.badMessages++
+	s.mu.Unlock()
+	s.log.Debug().Err(err).Msg("timer: bad client message")
+}
+
+// handle serves one client message.
+func (s *Service) handle(id string, m message) {
+	now := time.Now()
+	s.mu.Lock()
+	c := s.clients[id]
+	if c == nil {
+		if len(s.clients) >= s.cfg.MaxClients {
+			s.stats.rejected++
+			s.mu.Unlock()
+			s.reply(id, m.Req, nil, fmt.Errorf("timer: too many clients (max %d)", s.cfg.MaxClients))
+			return
+		}
+		c = &client{id: id, subs: make([]bool, len(Periods)), watch: map[string]bool{}}
+		s.clients[id] = c
+	}
+	c.lastSeen = now
+	// An ack above what we sent comes from before a restart of the
+	// service: ignore it, the client acks our new numbers soon.
+	if m.Seq <= c.sent && m.Seq > c.acked {
+		c.acked = m.Seq
+	}
+	var err error
+	switch m.Type {
+	case msgHeartbeat:
+	case msgSub, msgUnsub:
+		i := periodIndex(time.Duration(m.Period))
+		if i < 0 {
+			err = fmt.Errorf("%w: %v", ErrBadPeriod, time.Duration(m.Period))
+			break
+		}
+		c.subs[i] = m.Type == msgSub
+	case msgWatch, msgUnwatch:
+		if m.Name != "*" {
+			if err = validName(m.Name); err != nil {
+				break
+			}
+		}
+		if m.Type == msgWatch {
+			if len(c.watch) >= 1024 && !c.watch[m.Name] {
+				err = fmt.Errorf("timer: watch %q: too many watches", m.Name)
+				break
+			}
+			c.watch[m.Name] = true
+		} else {
+			delete(c.watch, m.Name)
+		}
+	case msgSchedule, msgCancel, msgList:
+		s.mu.Unlock()
+		s.request(id, m)
+		return
+	default:
+		err = fmt.Errorf("%w: unexpected %s from a client", ErrMalformed, m.Type)
+		s.stats.badMessages++
+	}
+	s.mu.Unlock()
+	if err != nil {
+		s.reply(id, m.Req, nil, err)
+	}
+}
+
+// request serves SCHEDULE, CANCEL and LIST.
+func (s *Service) request(id string, m message) {
+	var (
+		out any
+		err error
+	)
+	switch m.Type {
+	case msgSchedule:
+		var sp Spec
+		if err = json.Unmarshal(m.Data, &sp); err != nil {
+			err = fmt.Errorf("%w: %v", ErrBadSpec, err)
+			break
+		}
+		err = s.Schedule(sp)
+	case msgCancel:
+		err = s.Cancel(m.Name)
+	case msgList:
+		out = s.List()
+	}
+	s.reply(id, m.Req, out, err)
+}
+
+// reply sends REPLY or ERROR for request req. Replies bypass the credit
+// window: a client only gets them for what it asked.
+func (s *Service) reply(id string, req uint32, out any, rerr error) {
+	m := message{Type: msgReply, Req: req}
+	if rerr != nil {
+		m.Type, m.Data, m.N = msgError, []byte(rerr.Error()), errCode(rerr)
+	} else if out != nil {
+		b, err := json.Marshal(out)
+		if err != nil {
+			m.Type, m.Data = msgError, []byte(err.Error())
+		} else {
+			m.Data = b
+		}
+	}
+	if len(m.Data) > MaxData {
+		m.Type, m.Data = msgError, []byte("timer: reply too large")
+	}
+	s.mu.Lock()
+	if c := s.clients[id]; c != nil {
+		c.sent++
+		m.Seq = c.sent
+	}
+	s.mu.Unlock()
+	s.send(id, &m)
+}
+
+func (s *Service) send(id string, m *message) {
+	b, err := m.encode()
+	if err != nil {
+		s.log.Error().Err(err).Msg("timer: encode")
+		return
+	}
+	s.sendRaw(id, b)
+}
+
+func (s *Service) sendRaw(id string, b []byte) {
+	// zmq4: ROUTER.Send holds one lock across the blocking TCP write to
+	// the peer; the credit window keeps every client's unread bytes far
+	// below its socket buffer, so the write never blocks for long.
+	if err := s.sock.Send(zmq4.NewMsgFrom([]byte(id), b)); err != nil && s.ctx.Err() == nil {
+		s.mu.Lock()
+		s.stats.sendErrors++
+		s.mu.Unlock()
+	}
+}
+
+func periodIndex(p time.Duration) int {
+	for i, q := range Periods {
+		if q == p {
+			return i
+		}
+	}
+	return -1
+}
+
+// tickLoop sends the ticks of Periods[i] to the clients that subscribed.
+func (s *Service) tickLoop(i int) {
+	defer s.wg.Done()
+	period := Periods[i]
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	next := TickNumber(time.Now(), period) + 1
+	type out struct {
+		id string
+		b  []byte
+	}
+	var batch []out
+	for {
+		n, skipped, err := waitTick(s.ctx, t, next, period)
+		if err != nil {
+			return
+		}
+		next = n + 1
+		m := message{Type: msgTick, Period: int64(period), N: n, At: n * int64(period)}
+		batch = batch[:0]
+		s.mu.Lock()
+		st := &s.ticks[i]
+		st.skipped += uint64(skipped)
+		st.last = n
+		for id, c := range s.clients {
+			if !c.subs[i] {
+				continue
+			}
+			if c.sent-c.acked >= uint64(s.cfg.Window) {
+				st.dropped++
+				continue
+			}
+			c.sent++
+			m.Seq = c.sent
+			b, _ := m.encode() // fixed-size fields only: cannot fail
+			batch = append(batch, out{id, b})
+			st.sent++
+		}
+		s.mu.Unlock()
+		for _, o := range batch {
+			s.sendRaw(o.id, o.b)
+		}
+	}
+}
+
+// housekeeping drops silent clients, saves changed schedules and probes
+// the peers' clocks.
+func (s *Service) housekeeping() {
+	defer s.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	lastProbe := time.Time{}
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case now := <-t.C:
+			s.mu.Lock()
+			for id, c := range s.clients {
+				if now.Sub(c.lastSeen) > s.cfg.ClientTimeout {
+					delete(s.clients, id)
+				}
+			}
+			s.mu.Unlock()
+			if err := s.flush(); err != nil {
+				s.log.Error().Err(err).Msg("timer: save schedules")
+			}
+			if s.cfg.Mesh != nil && now.Sub(lastProbe) >= s.cfg.ClockInterval {
+				lastProbe = now
+				s.probeClocks()
+			}
+		}
+	}
+}
+
+// flush saves the schedules if they changed since the last save.
+func (s *Service) flush() error {
+	s.mu.Lock()
+	if !s.dirty {
+		s.mu.Unlock()
+		return nil
+	}
+	s.dirty = false
+	recs := s.recordsLocked()
+	s.mu.Unlock()
+	if err := saveState(s.cfg.DataDir, recs); err != nil {
+		s.mu.Lock()
+		s.dirty = true
+		s.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// recordsLocked copies the records, tombstones included.
+func (s *Service) recordsLocked() []*record {
+	recs := make([]*record, 0, len(s.entries))
+	for _, e := range s.entries {
+		r := *e.rec
+		recs = append(recs, &r)
+	}
+	return recs
+}

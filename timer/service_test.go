@@ -1,0 +1,324 @@
+package timer
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-zeromq/zmq4"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func startService(t *testing.T, cfg Config) *Service {
+	t.Helper()
+	s, err := NewService(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func newClient(t *testing.T, ep string) *Client {
+	t.Helper()
+	c, err := NewClient(ClientConfig{Endpoint: ep, Heartbeat: 200 * time.Millisecond, Retry: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func recvTick(t *testing.T, ch <-chan Tick, d time.Duration) Tick {
+	t.Helper()
+	select {
+	case tk, ok := <-ch:
+		if !ok {
+			t.Fatal("tick channel closed")
+		}
+		return tk
+	case <-time.After(d):
+		t.Fatalf("no tick within %v", d)
+	}
+	return Tick{}
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	if len(s) == 0 {
+		return 0
+	}
+	return s[int(float64(len(s)-1)*p)]
+}
+
+// TestTicksAlignedNoDrift runs 100 ms and 10 ms ticks over the socket for
+// 20 s and checks, from tick numbers and wall time, that every tick is
+// aligned to the epoch grid, none is lost without being counted in Missed,
+// and the numbering has not drifted from the wall clock at the end.
+func TestTicksAlignedNoDrift(t *testing.T) {
+	if testing.Short() {
+		t.Skip("20 s run")
+	}
+	t.Parallel()
+	s := startService(t, DefaultConfig())
+	c := newClient(t, s.Endpoint())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, p := range []time.Duration{100 * time.Millisecond, 10 * time.Millisecond} {
+		ch, err := c.Ticks(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var first, last Tick
+			var got, missed int64
+			var lates []time.Duration
+			for tk := range ch {
+				now := time.Now()
+				if tk.Period != p || !tk.At.Equal(TickTime(tk.N, p)) {
+					t.Errorf("%v: tick %d at %v, want period %v at %v", p, tk.N, tk.At, p, TickTime(tk.N, p))
+				}
+				if got > 0 && tk.N != last.N+1+tk.Missed {
+					t.Errorf("%v: tick %d after %d, Missed %d", p, tk.N, last.N, tk.Missed)
+				}
+				if got == 0 {
+					first = tk
+				} else {
+					missed += tk.Missed
+				}
+				lates = append(lates, now.Sub(tk.At))
+				last = tk
+				got++
+			}
+			end := time.Now()
+			if got == 0 {
+				t.Errorf("%v: no ticks", p)
+				return
+			}
+			if got+missed != last.N-first.N+1 {
+				t.Errorf("%v: %d received + %d missed != %d ticks from %d to %d", p, got, missed, last.N-first.N+1, first.N, last.N)
+			}
+			// No drift: the last tick is the wall clock's current tick
+			// (within 2 periods + tolerance for a loaded host).
+			if lag := TickNumber(end, p) - last.N; lag < 0 || time.Duration(lag)*p > 200*time.Millisecond {
+				t.Errorf("%v: last tick %d, wall clock at tick %d", p, last.N, TickNumber(end, p))
+			}
+			want := int64(18 * time.Second / p)
+			if got < want*8/10 {
+				t.Errorf("%v: only %d ticks received in 20 s (%d missed)", p, got, missed)
+			}
+			p50, p99 := percentile(lates, .5), percentile(lates, .99)
+			t.Logf("%v: %d ticks, %d missed, delay after scheduled time p50 %v p99 %v", p, got, missed, p50, p99)
+			if lates[0] < 0 || percentile(lates, 0) < 0 {
+				t.Errorf("%v: a tick arrived before its scheduled time", p)
+			}
+			if p50 > 50*time.Millisecond {
+				t.Errorf("%v: median delay %v", p, p50)
+			}
+		}()
+	}
+}
+
+// TestSlowReceiverSeesMissed stops reading 10 ms ticks for a while: the
+// channel holds at most one stale tick, and the next shows the gap in Missed.
+func TestSlowReceiverSeesMissed(t *testing.T) {
+	t.Parallel()
+	s := startService(t, DefaultConfig())
+	c := newClient(t, s.Endpoint())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := c.Ticks(ctx, 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := recvTick(t, ch, 5*time.Second)
+	pause := time.Now().Add(300 * time.Millisecond)
+	for time.Now().Before(pause) { // a busy receiver: does not read
+		time.Sleep(10 * time.Millisecond)
+	}
+	stale := recvTick(t, ch, time.Second)
+	fresh := recvTick(t, ch, time.Second)
+	if fresh.N != stale.N+1+fresh.Missed {
+		t.Fatalf("tick %d after %d with Missed %d", fresh.N, stale.N, fresh.Missed)
+	}
+	if fresh.Missed < 15 {
+		t.Fatalf("Missed = %d after a 300 ms pause at 10 ms ticks (first %d, stale %d, fresh %d)", fresh.Missed, first.N, stale.N, fresh.N)
+	}
+	if time.Since(fresh.At) > 200*time.Millisecond {
+		t.Fatalf("after the pause the second tick is %v old: ticks were bunched", time.Since(fresh.At))
+	}
+}
+
+// TestStuckClientDoesNotStallOthers subscribes a raw DEALER that never
+// reads: the service stops sending to it at the window and another client
+// keeps getting every tick.
+func TestStuckClientDoesNotStallOthers(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	cfg.Window = 16
+	s := startService(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stuck := zmq4.NewDealer(ctx)
+	defer stuck.Close()
+	if err := stuck.Dial(s.Endpoint()); err != nil {
+		t.Fatal(err)
+	}
+	sub, _ := (&message{Type: msgSub, Period: int64(10 * time.Millisecond)}).encode()
+	if err := stuck.Send(zmq4.NewMsg(sub)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "ticks dropped for the stuck client", func() bool {
+		return s.Snapshot().Ticks[2].Dropped > 0
+	})
+	c := newClient(t, s.Endpoint())
+	ch, err := c.Ticks(ctx, 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := recvTick(t, ch, 5*time.Second)
+	for i := 0; i < 50; i++ {
+		tk := recvTick(t, ch, time.Second)
+		if tk.N <= prev.N {
+			t.Fatalf("tick %d after %d", tk.N, prev.N)
+		}
+		prev = tk
+	}
+	// The stuck client was sent exactly one window of ticks. Read them:
+	// zmq4's reader goroutine blocks for good on a full queue otherwise,
+	// even after Close.
+	for i := 0; i < cfg.Window; i++ {
+		m, err := stuck.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tk, err := decodeMessage(m.Frames[0]); err != nil || tk.Type != msgTick || tk.Seq != uint64(i+1) {
+			t.Fatalf("message %d to the stuck client: %+v, %v", i, tk, err)
+		}
+	}
+}
+
+// TestBadFramesKeepServing sends malformed and unexpected frames; each is
+// counted and the service still answers a well-formed client.
+func TestBadFramesKeepServing(t *testing.T) {
+	t.Parallel()
+	s := startService(t, DefaultConfig())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	raw := zmq4.NewDealer(ctx)
+	defer raw.Close()
+	if err := raw.Dial(s.Endpoint()); err != nil {
+		t.Fatal(err)
+	}
+	tick, _ := (&message{Type: msgTick, N: 5}).encode()
+	badVersion := validFrame(t)
+	badVersion[0] = 7
+	frames := []zmq4.Msg{
+		zmq4.NewMsg(nil),
+		zmq4.NewMsg([]byte("hello")),
+		zmq4.NewMsg(badVersion),
+		zmq4.NewMsg(tick), // a service message sent by a client
+		zmq4.NewMsgFrom([]byte("a"), []byte("b")),
+		zmq4.NewMsg(append(validFrame(t), 0)),
+	}
+	for _, m := range frames {
+		if err := raw.Send(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 5*time.Second, "6 bad messages counted", func() bool { return s.Snapshot().BadMessages >= 6 })
+	c := newClient(t, s.Endpoint())
+	if _, err := c.Ticks(ctx, 7*time.Millisecond); !errors.Is(err, ErrBadPeriod) {
+		t.Errorf("Ticks(7ms) = %v, want ErrBadPeriod", err)
+	}
+	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer rcancel()
+	if _, err := c.List(rctx); err != nil {
+		t.Fatalf("List after bad frames: %v", err)
+	}
+	// A period the client library refuses, sent raw: an ERROR comes back.
+	sub, _ := (&message{Type: msgSub, Period: 3, Req: 9}).encode()
+	if err := raw.Send(zmq4.NewMsg(sub)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		reply, err := raw.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := decodeMessage(reply.Frames[0])
+		if err != nil || m.Type != msgError {
+			t.Fatalf("reply to a bad frame: %+v, %v", m, err)
+		}
+		if m.Req != 9 {
+			continue // the ERROR for the TICK sent above
+		}
+		if !errors.Is(replyError(m), ErrBadPeriod) {
+			t.Fatalf("reply to SUB 3ns: %q, not ErrBadPeriod", m.Data)
+		}
+		break
+	}
+}
+
+// TestClientSurvivesServiceRestart restarts the service on the same
+// endpoint; the client's ticks resume without any action from its user.
+func TestClientSurvivesServiceRestart(t *testing.T) {
+	t.Parallel()
+	s1, err := NewService(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s1.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ep := s1.Endpoint()
+	c := newClient(t, ep)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := c.Ticks(ctx, 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recvTick(t, ch, 5*time.Second)
+	if err := s1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Endpoint = ep
+	s2 := startService(t, cfg)
+	down := time.Now()
+	for {
+		tk := recvTick(t, ch, 10*time.Second)
+		if tk.At.After(down) {
+			break
+		}
+	}
+	eventually(t, 5*time.Second, "the client known to the new service", func() bool { return s2.Snapshot().Clients == 1 })
+}
