@@ -139,3 +139,46 @@ func TestKillResume(t *testing.T) {
 			again.Sent, big-held, held)
 	}
 }
+
+// TestServerRestartResume closes the server in the middle of a large file
+// and starts a new one on the same endpoint: the client reconnects by
+// itself and the new server sends only the rest of the file.
+func TestServerRestartResume(t *testing.T) {
+	src, inbox := fastDir(t), fastDir(t)
+	const big = 64 << 20
+	writeRandom(t, filepath.Join(src, "big"), big, 5)
+	want := treeHashes(t, src)
+	cfg := DefaultServerConfig()
+	cfg.PollInterval, cfg.StableAge, cfg.Logger = 50*time.Millisecond, 0, testLogger(t)
+	s1, err := NewServer(cfg)
+	mustNot(t, err)
+	mustNot(t, s1.Publish(src, "/"))
+	c := testClient(t, inbox)
+	mustNot(t, c.Subscribe("/"))
+	mustNot(t, c.Connect(s1.Endpoint()))
+	part := filepath.Join(inbox, stateDir, "partial", partialName("big"))
+	waitFor(t, 30*time.Second, "a quarter of the file", func() bool {
+		st, err := os.Stat(part)
+		return err == nil && st.Size() >= big/4
+	})
+	mustNot(t, s1.Close())
+
+	cfg.Endpoint = s1.Endpoint()
+	s2, err := NewServer(cfg)
+	mustNot(t, err)
+	defer s2.Close()
+	mustNot(t, s2.Publish(src, "/"))
+	waitFor(t, 30*time.Second, "the file after the restart", func() bool { return sameTree(want, treeHashes(t, inbox)) })
+	var cs ClientShipping
+	waitFor(t, 10*time.Second, "the new server's eof", func() bool {
+		var ok bool
+		cs, ok = clientShipping(t, s2, "")
+		return ok && cs.ShippedFiles == 1
+	})
+	if cs.Sent == 0 || cs.Sent > big-big/4 {
+		t.Fatalf("the new server sent %d bytes; want only the rest (< %d)", cs.Sent, big-big/4)
+	}
+	if st := c.Stats(); st.Sessions < 2 {
+		t.Fatalf("client sessions %d, want a reconnect", st.Sessions)
+	}
+}

@@ -33,6 +33,7 @@ type peer struct {
 	id       []byte
 	name     string // X-CLIENT option, if the client sent one
 	subs     []string
+	caches   map[string]map[string]string // per subscription: the ICANHAZ cache
 	credit   int64
 	window   int64 // the first grant: the client's credit window
 	granted  uint64
@@ -282,6 +283,10 @@ func containsString(list []string, s string) bool {
 // resync queues every published file under sub that the client's cache
 // does not show complete, from the cached offset for partial files.
 func (s *Server) resync(p *peer, sub string, cache map[string]string) {
+	if p.caches == nil {
+		p.caches = map[string]map[string]string{}
+	}
+	p.caches[sub] = cache
 	names := make([]string, 0, len(s.files))
 	for v := range s.files {
 		if pathMatches(sub, v) {
@@ -292,25 +297,51 @@ func (s *Server) resync(p *peer, sub string, cache map[string]string) {
 	for _, v := range names {
 		info := s.files[v]
 		p.dropJob(v, OpCreate)
-		held, ok := cache[v]
-		if !ok {
-			held = cache[strings.TrimPrefix(strings.TrimPrefix(v, sub), "/")]
+		if skip, offset := p.held(sub, info); !skip {
+			p.queue = append(p.queue, &job{op: OpCreate, info: info, offset: offset})
 		}
-		var offset int64
-		switch {
-		case held == cacheFull+info.sha:
-			continue
-		case strings.HasPrefix(held, cachePartial):
-			// partial:<offset>:<sha256>, valid only for the same version.
-			parts := strings.SplitN(strings.TrimPrefix(held, cachePartial), ":", 2)
-			if len(parts) == 2 && parts[1] == info.sha {
-				if off, err := strconv.ParseInt(parts[0], 10, 64); err == nil && off >= 0 && off <= info.size {
-					offset = off
-				}
+	}
+}
+
+// held looks info up in the cache the client sent with its ICANHAZ for
+// sub: whether it holds that version complete, or else the offset to resume
+// from. The entry is used once: later versions are sent in full.
+func (p *peer) held(sub string, info fileInfo) (skip bool, offset int64) {
+	cache := p.caches[sub]
+	key := info.vpath
+	v, ok := cache[key]
+	if !ok {
+		key = strings.TrimPrefix(strings.TrimPrefix(info.vpath, sub), "/")
+		v = cache[key]
+	}
+	switch {
+	case v == "":
+		return false, 0
+	case v == cacheFull+info.sha:
+		delete(cache, key)
+		return true, 0
+	case strings.HasPrefix(v, cachePartial):
+		// partial:<offset>:<sha256>, valid only for the same version.
+		parts := strings.SplitN(strings.TrimPrefix(v, cachePartial), ":", 2)
+		if len(parts) == 2 && parts[1] == info.sha {
+			if off, err := strconv.ParseInt(parts[0], 10, 64); err == nil && off >= 0 && off <= info.size {
+				delete(cache, key)
+				return false, off
 			}
 		}
-		p.queue = append(p.queue, &job{op: OpCreate, info: info, offset: offset})
 	}
+	return false, 0
+}
+
+// heldAny is held for the most specific subscription covering info.
+func (p *peer) heldAny(info fileInfo) (skip bool, offset int64) {
+	best := ""
+	for _, sub := range p.subs {
+		if pathMatches(sub, info.vpath) && len(sub) > len(best) {
+			best = sub
+		}
+	}
+	return p.held(best, info)
 }
 
 // apply records scan results and queues them for the clients that subscribe.
@@ -327,7 +358,16 @@ func (s *Server) apply(changes []change) {
 			}
 			p.dropJob(c.info.vpath, OpCreate)
 			p.dropJob(c.info.vpath, OpDelete)
-			p.queue = append(p.queue, &job{op: c.op, info: c.info})
+			var offset int64
+			if c.op == OpCreate {
+				// A file published after the ICANHAZ (a server that just
+				// started is still hashing) may be one the client holds.
+				var skip bool
+				if skip, offset = p.heldAny(c.info); skip {
+					continue
+				}
+			}
+			p.queue = append(p.queue, &job{op: c.op, info: c.info, offset: offset})
 		}
 	}
 }
