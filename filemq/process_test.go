@@ -19,7 +19,7 @@ const helperEnv = "FILEMQ_TEST_CLIENT"
 func helperMain() {
 	cfg := DefaultClientConfig(os.Getenv("FILEMQ_INBOX"))
 	cfg.Heartbeat = 100 * time.Millisecond
-	cfg.Timeout = time.Second
+	cfg.Timeout = 3 * time.Second
 	c, err := NewClient(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -128,15 +128,30 @@ func TestKillResume(t *testing.T) {
 
 	startClientProcess(t, s.Endpoint(), inbox)
 	waitFor(t, 60*time.Second, "the tree to be complete", func() bool { return sameTree(want, treeHashes(t, inbox)) })
-	var again ClientShipping
-	waitFor(t, 10*time.Second, "the second session's eof", func() bool {
-		c, ok := clientShipping(t, s, cs.ID)
-		again = c
-		return ok && c.ShippedFiles == 1
+	// Bytes and files on the wire after the restart, over every later
+	// session (a loaded machine may cut one by heartbeat timeout).
+	var sent, files uint64
+	waitFor(t, 10*time.Second, "the eof of the big file", func() bool {
+		st, err := s.Stats()
+		mustNot(t, err)
+		sent, files = 0, 0
+		for _, c := range st.Clients {
+			if c.ID != cs.ID {
+				sent += c.Sent
+				files += c.ShippedFiles
+			}
+		}
+		return files >= 1
 	})
-	if again.Sent != uint64(big-held) {
-		t.Fatalf("after restart the server sent %d bytes; want exactly the %d missing of the big file (held %d)",
-			again.Sent, big-held, held)
+	if files != 1 {
+		t.Fatalf("after restart the server shipped %d files; want only the partial one", files)
+	}
+	// Exactly the missing bytes, unless a session was cut on the way: then
+	// at most one credit window more (what was in flight on the cut session).
+	credit := uint64(DefaultClientConfig("").Credit)
+	if sent < uint64(big-held) || sent > uint64(big-held)+credit {
+		t.Fatalf("after restart the server sent %d bytes; want the %d missing of the big file (held %d)",
+			sent, big-held, held)
 	}
 }
 
