@@ -91,7 +91,10 @@
 //   - Resume: partial files and a manifest of complete ones
 //     (<inbox>/.filemq/manifest: SHA-256, size, mtime) survive a restart or
 //     a kill -9; the next session's cache makes the server skip complete
-//     files and resume partial ones at their offset.
+//     files and resume partial ones at their offset. The server keeps each
+//     subscription's cache and applies it, once per file, to files it
+//     publishes later too: a server that restarts is still hashing its trees
+//     when its clients come back.
 //   - The client restarts its session (a new DEALER with a new identity)
 //     when the server has been silent for ClientConfig.Timeout, sending HUGZ
 //     every Heartbeat meanwhile; after RTFM or SRSLY it also reconnects,
