@@ -58,9 +58,9 @@
 //     never sets it, and so sees the same behaviour from our server.
 //
 // Interoperability was checked by hand against fmq_server and fmq_client
-// built from zeromq/filemq (2e30cf3) with CZMQ 4.2.1: files created,
-// changed (a shorter rewrite included), deleted, empty and in
-// subdirectories travel byte for byte in both directions.
+// built from zeromq/filemq (2e30cf3) with CZMQ 4.2.1: new files, empty
+// ones and ones in subdirectories travel byte for byte in both directions;
+// from fmq_server to our client, a shorter rewrite and a delete too.
 //
 // # Where we go beyond the reference implementation (wire-compatible)
 //
