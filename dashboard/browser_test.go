@@ -13,7 +13,6 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
-	"github.com/rs/zerolog"
 )
 
 // chromiumPath finds Debian's chromium. Under CI=true a missing browser is a
@@ -110,9 +109,9 @@ func (j *jsErrors) check(t *testing.T) {
 
 // testApp logs through zerolog into the hub at a steady pace until stopped,
 // like an application using the logpub writer.
-func testApp(t *testing.T, hub LogSource, service string, every time.Duration) {
+func testApp(t *testing.T, hub *testHub, service string, every time.Duration) {
 	t.Helper()
-	log := zerolog.New(hubWriter{hub: hub, service: service}).With().Timestamp().Logger()
+	log := hub.logger(t, service)
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
@@ -185,7 +184,7 @@ func TestBrowserDashboard(t *testing.T) {
 
 	// A line logged after the page loaded shows in the tail.
 	marker := fmt.Sprintf("after-load-%d", time.Now().UnixNano())
-	web := zerolog.New(hubWriter{hub: hub, service: "web"})
+	web := hub.logger(t, "web")
 	web.Warn().Msg(marker)
 	jsPoll(t, ctx, "tail shows the new line", fmt.Sprintf(`document.querySelector('#tail').textContent.includes(%q)`, marker))
 	jsPoll(t, ctx, "tail shows info lines", `[...document.querySelectorAll('#tail .row')].some(r => r.dataset.level === 'info')`)
@@ -242,7 +241,7 @@ func TestBrowserDashboard(t *testing.T) {
 // on their own and show what the new logd logs.
 func TestBrowserReconnectsAfterRestart(t *testing.T) {
 	ctx, jsErr := newBrowser(t)
-	hub1 := newStubHub("node-a")
+	hub1 := newTestHub(t, "node-a")
 	s1, err := New(Config{Addr: "127.0.0.1:0", Logs: hub1})
 	if err != nil {
 		t.Fatal(err)
@@ -262,7 +261,7 @@ func TestBrowserReconnectsAfterRestart(t *testing.T) {
 	jsPoll(t, ctx, "page sees logd gone", `document.querySelector('#conn').textContent.startsWith('reconnecting')`)
 
 	// logd comes back on the same address, with a fresh hub.
-	hub2 := newStubHub("node-a")
+	hub2 := newTestHub(t, "node-a")
 	s2, err := New(Config{Addr: addr, Logs: hub2})
 	if err != nil {
 		t.Fatal(err)
@@ -279,7 +278,7 @@ func TestBrowserReconnectsAfterRestart(t *testing.T) {
 	jsPoll(t, ctx, "streams live again", `document.querySelector('#conn').textContent === 'live'`)
 	t.Logf("live at %v", time.Since(t0))
 	// The tail is connected again once a line logged now shows up.
-	web := zerolog.New(hubWriter{hub: hub2, service: "web"})
+	web := hub2.logger(t, "web")
 	for i := 0; ; i++ {
 		marker := fmt.Sprintf("after-restart-%d", i)
 		web.Error().Msg(marker)

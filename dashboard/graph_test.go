@@ -148,7 +148,9 @@ func TestMetrics(t *testing.T) {
 // Close ends open streams and leaves no goroutine behind.
 func TestCloseEndsStreamsNoLeak(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	hub := newStubHub("node-a")
+	// No capture: lumberjack leaves its mill goroutine running after Close.
+	hub := newTestHubCapture(t, "node-a", "")
+	defer hub.close() // before the leak check
 	s, err := New(Config{Addr: "127.0.0.1:0", Logs: hub, GraphPeriod: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -190,14 +192,14 @@ func TestNewNeedsLogSource(t *testing.T) {
 	if _, err := New(Config{}); err != ErrNoLogSource {
 		t.Fatalf("New without Logs: %v", err)
 	}
-	if _, err := New(Config{Logs: newStubHub("x"), Addr: "nonsense"}); err == nil {
+	if _, err := New(Config{Logs: newTestHub(t, "x"), Addr: "nonsense"}); err == nil {
 		t.Fatal("New with a bad address: no error")
 	}
 }
 
 func TestStartAddressInUse(t *testing.T) {
 	s, _ := startServer(t, Config{})
-	s2, err := New(Config{Logs: newStubHub("x"), Addr: s.Addr()})
+	s2, err := New(Config{Logs: newTestHub(t, "x"), Addr: s.Addr()})
 	if err != nil {
 		t.Fatal(err)
 	}
