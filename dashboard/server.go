@@ -88,7 +88,7 @@ func New(cfg Config) (*Server, error) {
 		log:    cfg.Logger,
 		token:  token,
 		mux:    http.NewServeMux(),
-		graph:  newGraph(cfg.GraphPoints, cfg.ClientBuffer),
+		graph:  newGraph(cfg.GraphPoints, cfg.ClientBuffer, cfg.GraphWindow),
 		reg:    prometheus.NewRegistry(),
 		ctx:    ctx,
 		cancel: cancel,
