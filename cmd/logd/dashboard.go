@@ -23,7 +23,10 @@ type dashboardFlags struct {
 var dbFlags dashboardFlags
 
 func init() {
-	registerComponent(component{name: "dashboard", flags: dashboardFlagsRegister, start: startDashboard})
+	// After the hub and the timer, so the first page already has them; the
+	// sources still look them up per call and cope with their absence.
+	registerComponent(component{name: "dashboard", needs: []string{"logpub", "timer"},
+		flags: dashboardFlagsRegister, start: startDashboard})
 }
 
 func dashboardFlagsRegister(fs *flag.FlagSet) {
@@ -86,8 +89,7 @@ func wildcardHost(addr string) string {
 }
 
 // hubSource is the log hub as the dashboard reads it. The hub is looked up
-// at each call because components start in registration order and the
-// dashboard may come first.
+// at each call: it is nil before the hub starts and after it stops.
 type hubSource struct{ node string }
 
 var errNoHub = errors.New("log hub not running")

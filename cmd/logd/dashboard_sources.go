@@ -96,9 +96,9 @@ func (b dashBatches) Batches() []dashboard.Batch {
 		Done: int(ws.Tasks), Workers: 1}}
 }
 
-// dashTicks paces the dashboard's graphs with the timer service's ticks. The
-// service may start after the dashboard, so until its X-TIMER header is set
-// (and whenever its client is down) a wall-aligned local ticker stands in.
+// dashTicks paces the dashboard's graphs with the timer service's ticks.
+// Until its X-TIMER header is set (the timer may be disabled or fail), and
+// whenever its client is down, a wall-aligned local ticker stands in.
 type dashTicks struct{ d *daemon }
 
 func (tt dashTicks) SubscribeTicks(period time.Duration, deliver func(dashboard.Tick)) (cancel func()) {
