@@ -164,6 +164,8 @@ func (s *Server) handleGraph(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 			return
+		case <-s.ctx.Done(): // Close, also when Handler is served by the caller
+			return
 		case <-hb.C:
 			sw.heartbeat()
 		case data := <-sub.ch:

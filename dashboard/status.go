@@ -100,6 +100,8 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 			return
+		case <-s.ctx.Done(): // Close, also when Handler is served by the caller
+			return
 		case <-t.C:
 		}
 	}
