@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -293,6 +295,43 @@ func TestBrowserReconnectsAfterRestart(t *testing.T) {
 		if !errors.Is(err, chromedp.ErrPollingTimeout) || time.Now().After(deadline.Add(10*time.Second)) {
 			t.Fatalf("tail after restart: %v", err)
 		}
+	}
+	jsErr.check(t)
+}
+
+// Off loopback, the printed URL (?token=) opens the page in a browser: the
+// token moves into a cookie that carries the page's streams.
+func TestBrowserWithToken(t *testing.T) {
+	ctx, jsErr := newBrowser(t)
+	s, hub := startServer(t, Config{Addr: "0.0.0.0:0"})
+	_, port, _ := net.SplitHostPort(s.Addr())
+	base := "http://127.0.0.1:" + port
+	run(t, ctx, "open page with token", chromedp.Navigate(base+"/?token="+s.Token()))
+	jsPoll(t, ctx, "streams live", `document.querySelector('#conn').textContent === 'live'`)
+	if loc := run(t, ctx, "location", chromedp.Evaluate[string](`location.href`)); loc != base+"/" {
+		t.Fatalf("page at %s, want the token out of the URL: %s/", loc, base)
+	}
+	web := hub.logger(t, "web")
+	for i := 0; ; i++ {
+		marker := fmt.Sprintf("with-token-%d", i)
+		web.Warn().Msg(marker)
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := chromedp.Run(pctx, chromedp.Poll[chromedp.Void](
+			fmt.Sprintf(`document.querySelector('#tail').textContent.includes(%q)`, marker),
+			chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(300*time.Millisecond)))
+		cancel()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, chromedp.ErrPollingTimeout) || i > 30 {
+			t.Fatalf("tail with token: %v", err)
+		}
+	}
+	// Without the cookie (a fresh browser), the page is refused.
+	ctx2, _ := newBrowser(t)
+	resp := run(t, ctx2, "open without token", chromedp.NavigateResponse(base+"/"))
+	if resp.Status != http.StatusUnauthorized {
+		t.Fatalf("page without token: %d, want 401", resp.Status)
 	}
 	jsErr.check(t)
 }
