@@ -16,8 +16,9 @@ import (
 
 // dashboardFlags are the dashboard's flags on `logd run`.
 type dashboardFlags struct {
-	addr  string
-	token string
+	addr    string
+	token   string
+	cluster bool
 }
 
 var dbFlags dashboardFlags
@@ -34,6 +35,8 @@ func dashboardFlagsRegister(fs *flag.FlagSet) {
 		"host:port of the web dashboard and HTTP bridge (\"\" disables); off loopback a bearer token is required")
 	fs.StringVar(&dbFlags.token, "http-token", "",
 		"bearer token of the dashboard (default: none on loopback, else generated and printed at start)")
+	fs.BoolVar(&dbFlags.cluster, "http-cluster", false,
+		"graph and tail every node of the mesh, not only this one (this logd then receives every peer's events)")
 }
 
 func startDashboard(ctx context.Context, d *daemon) (func(), error) {
@@ -43,7 +46,18 @@ func startDashboard(ctx context.Context, d *daemon) (func(), error) {
 	}
 	cfg := dashboard.DefaultConfig()
 	cfg.Addr, cfg.Token = f.addr, f.token
-	cfg.Logs = hubSource{node: d.node.Name()}
+	local := hubSource{node: d.node.Name()}
+	cfg.Logs = local
+	var cluster *clusterLogs
+	if f.cluster {
+		cluster = startClusterLogs(d, local)
+		cfg.Logs = cluster
+	}
+	stopCluster := func() {
+		if cluster != nil {
+			cluster.close()
+		}
+	}
 	cfg.Peers = d.node
 	cfg.Ticks = dashTicks{d: d}
 	cfg.Timers = dashTimers{d: d}
@@ -52,10 +66,12 @@ func startDashboard(ctx context.Context, d *daemon) (func(), error) {
 	cfg.Logger = d.log.With().Str("room", "dashboard").Logger()
 	srv, err := dashboard.New(cfg)
 	if err != nil {
+		stopCluster()
 		return nil, err
 	}
 	if err := srv.Start(ctx); err != nil {
 		srv.Close()
+		stopCluster()
 		if errors.Is(err, syscall.EADDRINUSE) && f.addr == dashboard.DefaultAddr {
 			// Another logd on this host has the default port: run without
 			// a dashboard rather than not at all.
@@ -75,6 +91,7 @@ func startDashboard(ctx context.Context, d *daemon) (func(), error) {
 		if err := srv.Close(); err != nil {
 			d.log.Error().Err(err).Msg("dashboard close")
 		}
+		stopCluster()
 	}, nil
 }
 

@@ -37,10 +37,16 @@ func freeTCPAddr(t *testing.T) string {
 // writer endpoint in its data dir.
 func startLogdHTTP(t *testing.T, bin, httpAddr string, extra ...string) (*logdProc, string) {
 	t.Helper()
+	return startLogdNamed(t, bin, "logd-web", meshtest.Config(t).BeaconPort, httpAddr, extra...)
+}
+
+// startLogdNamed is startLogdHTTP with a name and a beacon port (the mesh).
+func startLogdNamed(t *testing.T, bin, name string, beaconPort int, httpAddr string, extra ...string) (*logdProc, string) {
+	t.Helper()
 	p := &logdProc{dataDir: t.TempDir(), stderr: &lockedBuffer{}, done: make(chan error, 1)}
 	writerEP := "ipc://" + filepath.Join(p.dataDir, "w.sock")
-	args := append([]string{"run", "--data-dir", p.dataDir, "--name", "logd-web",
-		"--beacon-port", strconv.Itoa(meshtest.Config(t).BeaconPort), "--interface", "lo",
+	args := append([]string{"run", "--data-dir", p.dataDir, "--name", name,
+		"--beacon-port", strconv.Itoa(beaconPort), "--beacon-interval", "100ms", "--interface", "lo",
 		"--broadcast", "127.255.255.255", "--bind", "127.0.0.1",
 		"--writer-endpoint", writerEP, "--http", httpAddr}, extra...)
 	p.cmd = exec.Command(bin, args...)
@@ -244,5 +250,83 @@ func TestWildcardHost(t *testing.T) {
 		if got := wildcardHost(in); got != want {
 			t.Errorf("wildcardHost(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// With --http-cluster, a logd's dashboard shows the events of its peers:
+// an app logging into logd-b appears in logd-a's stream and per-node graph.
+func TestLogdDashboardCluster(t *testing.T) {
+	bin := buildLogd(t)
+	port := meshtest.Config(t).BeaconPort
+	addr := freeTCPAddr(t)
+	a, _ := startLogdNamed(t, bin, "logd-a", port, addr, "--http-cluster")
+	b, writerB := startLogdNamed(t, bin, "logd-b", port, "")
+	base := "http://" + addr
+	waitHTTP(t, a, base+"/api/v1/peers", http.StatusOK)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/api/v1/stream?node=logd-b&service=db", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	stream := bufio.NewReader(resp.Body)
+
+	// logd-a follows logd-b once it has seen its X-LOGD-PUB; log until a
+	// line gets through (lines before that are not live events for it).
+	w := logpub.NewWriter(logpub.WriterOptions{Endpoint: writerB, Service: "db"})
+	defer w.Close()
+	log := zerolog.New(w)
+	got := make(chan string, 1)
+	go func() {
+		line, _ := stream.ReadString('\n')
+		got <- line
+	}()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		select {
+		case line := <-got:
+			if !strings.Contains(line, `"message":"from b"`) {
+				t.Fatalf("logd-a streamed %q", line)
+			}
+			waitMetricPrefix(t, a, base, `logmesh_node_events_total{node="logd-b"} `)
+			return
+		case <-tick.C:
+			log.Warn().Int("i", i).Msg("from b")
+		case <-ctx.Done():
+			t.Fatalf("no event of logd-b reached logd-a's dashboard\na:\n%s\nb:\n%s", a.stderr, b.stderr)
+		}
+	}
+}
+
+func TestResolvePub(t *testing.T) {
+	if got := resolvePub("tcp://*:4100", "tcp://10.0.0.2:5000"); got != "tcp://10.0.0.2:4100" {
+		t.Fatalf("resolvePub = %q", got)
+	}
+	if got := resolvePub("tcp://10.0.0.9:4100", "tcp://10.0.0.2:5000"); got != "tcp://10.0.0.9:4100" {
+		t.Fatalf("resolvePub of a full endpoint = %q", got)
+	}
+}
+
+// waitMetricPrefix waits until /metrics has a line starting with prefix.
+func waitMetricPrefix(t *testing.T, p *logdProc, base, prefix string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(base + "/metrics")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains("\n"+string(body), "\n"+prefix) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics never showed %q\n%s", prefix, p.stderr)
+		}
+		time.Sleep(50 * time.Millisecond) // poll interval
 	}
 }
