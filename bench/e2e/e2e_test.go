@@ -91,3 +91,24 @@ func TestRelayRsyslog(t *testing.T) {
 	}
 	checkRelay(t, TargetRsyslog)
 }
+
+// TestLatency runs the three readers for a short while at a low rate and
+// checks that each received every event with a plausible delay.
+func TestLatency(t *testing.T) {
+	res, err := Latency(context.Background(), LatencyConfig{Bins: testBins(t), Dir: t.TempDir(), Rate: 500, Duration: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 3 {
+		t.Fatalf("%d readers, want 3", len(res))
+	}
+	for _, r := range res {
+		t.Log(r)
+		if r.Sent != 500 || r.Got != r.Sent {
+			t.Errorf("%s: got %d of %d (sent), want all 500", r.Name, r.Got, r.Sent)
+		}
+		if r.P50 <= 0 || r.P99 < r.P50 || r.Max < r.P99 || r.Max > 30*time.Second {
+			t.Errorf("%s: implausible delays %v", r.Name, r)
+		}
+	}
+}

@@ -32,6 +32,12 @@ type proc struct {
 // startProc starts name with args, and env added to this process's. The child gets SIGKILL if this process
 // dies first, so a crashed or timed-out harness leaves nothing running.
 func startProc(name string, args []string, env []string) (*proc, error) {
+	return startProcOut(name, args, env, nil)
+}
+
+// startProcOut is startProc with the child's stdout on the write end of a
+// pipe (closed here once the child has it), or discarded if stdout is nil.
+func startProcOut(name string, args []string, env []string, stdout *os.File) (*proc, error) {
 	cmd := exec.Command(name, args...)
 	// The caller's LOGD_*, LOGTAIL_* and LOGPUB_* settings stay out of the run.
 	for _, kv := range os.Environ() {
@@ -43,6 +49,10 @@ func startProc(name string, args []string, env []string) (*proc, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p := &proc{name: name, cmd: cmd, stderr: &tailBuffer{max: 8 << 10}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
+	if stdout != nil {
+		cmd.Stdout = stdout
+		defer stdout.Close()
+	}
 	return p, p.start()
 }
 
