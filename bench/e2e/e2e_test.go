@@ -3,11 +3,14 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 var (
@@ -38,6 +41,13 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if binsDir != "" {
 		os.RemoveAll(binsDir)
+	}
+	// Every harness goroutine (process waiters, readers, sinks) has ended.
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
+			code = 1
+		}
 	}
 	os.Exit(code)
 }
