@@ -4,8 +4,8 @@ GO ?= go
 FUZZTIME ?= 3s
 
 # Debian packages the tests need: ip/tc (network namespaces), pyzmq (libzmq
-# interop), chromium (dashboard browser test).
-DEB_PACKAGES := iproute2 python3-zmq chromium chromium-driver
+# interop), chromium (dashboard browser test), rsyslog (bench/e2e comparison).
+DEB_PACKAGES := iproute2 python3-zmq chromium chromium-driver rsyslog
 
 .PHONY: run demo test deps vet unit fuzz-short fuzz bench clean
 
@@ -38,7 +38,8 @@ fuzz-short:
 fuzz:
 	@./scripts/fuzz.sh 30s
 
-## bench: every benchmark; writes BENCHMARKS.md (PROFILE=1 saves profiles)
+## bench: every benchmark, logd vs rsyslog, tail -F vs logtail; writes BENCHMARKS.md
+## (PROFILE=1 saves profiles, BENCH_QUICK=1 is a short smoke run; < 15 min)
 bench:
 	@./scripts/bench.sh
 
