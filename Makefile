@@ -6,6 +6,8 @@ FUZZTIME ?= 3s
 # Debian packages the tests need: ip/tc (network namespaces), pyzmq (libzmq
 # interop), chromium (dashboard browser test).
 DEB_PACKAGES := iproute2 python3-zmq chromium chromium-driver
+# nftables: packet loss for the fault tests where the kernel has no tc netem.
+DEB_PACKAGES += nftables
 
 .PHONY: run demo test deps vet unit fuzz-short fuzz bench clean
 
@@ -37,6 +39,11 @@ fuzz-short:
 ## fuzz: every fuzz target, 10 minutes in total
 fuzz:
 	@./scripts/fuzz.sh 30s
+
+## soak: the long fault-injection runs (faults/, LOGMESH_SOAK=1; root)
+.PHONY: soak
+soak: deps
+	LOGMESH_SOAK=1 $(GO) test -race -count=1 -timeout 60m -v -run . ./faults/ 2>&1 | tee soak.log | grep -E '^(=== RUN|--- |\s+.*FIGURES|PASS|FAIL|ok)'; test $${PIPESTATUS[0]} -eq 0
 
 ## bench: every benchmark; writes BENCHMARKS.md (PROFILE=1 saves profiles)
 bench:
