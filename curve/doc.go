@@ -19,6 +19,13 @@
 // curve+tcp://host:port (Endpoint converts). On the wire it is ordinary
 // ZMTP/TCP: the peer, whatever its implementation, uses tcp://.
 //
+// Closing a ZRE mesh, as Zyre does: each node has a key pair (logd keygen)
+// and an AllowList (LoadKeyDir); its mailbox ROUTER upgrades every accepted
+// connection with NewServer(keys, allow.Authorize).Upgrade; it dials a peer
+// only if the peer's key (beacon v3, gossip "endpoint|key" or HELLO header
+// X-PUBLICKEY) is in the AllowList, with NewClient(keys, peerKey).Upgrade.
+// A NULL peer fails at the greeting, so there is no downgrade.
+//
 // Example:
 //
 //	srvKeys, _ := curve.GenerateKeyPair()

@@ -123,10 +123,11 @@ type wireConn struct {
 	br       *bufio.Reader
 	rgreet   int // greeting bytes zmq4 has read
 	rerr     error
-	rbuf     []byte // wire frame
-	rplain   []byte // MESSAGE flags + body
-	rhdr     []byte // plaintext frame header for zmq4
-	rpend    [][]byte
+	rbuf     []byte   // wire frame
+	rplain   []byte   // MESSAGE flags + body
+	rhdr     []byte   // plaintext frame header for zmq4
+	rpend    [][]byte // rest of rhdr and of the body, still to give
+	rpendArr [2][]byte
 	maxFrame int64
 
 	wmu      sync.Mutex
@@ -289,7 +290,8 @@ func (c *wireConn) nextFrame() error {
 		flags |= flagCommand
 	}
 	c.rhdr = appendFrameHeader(c.rhdr[:0], flags, len(plain)-1)
-	c.rpend = append(c.rpend[:0], c.rhdr, plain[1:])
+	c.rpendArr = [2][]byte{c.rhdr, plain[1:]}
+	c.rpend = c.rpendArr[:]
 	return nil
 }
 

@@ -3,7 +3,9 @@ package logpub
 import (
 	"bufio"
 	"compress/gzip"
+	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,25 +62,31 @@ func (c *capture) snapshot(flt *Filter, inRing map[string]int) []fileSnap {
 		if c.cfg.Shared != "" && k != c.cfg.Shared {
 			continue
 		}
-		fs := fileSnap{key: k, skip: inRing[k]}
+		snap := fileSnap{key: k, skip: inRing[k]}
 		_, all := c.backups(k)
 		for _, p := range all {
-			if f, err := os.Open(p); err == nil {
-				fs.files = append(fs.files, f)
+			f, err := os.Open(p)
+			if errors.Is(err, fs.ErrNotExist) && !strings.HasSuffix(p, ".gz") {
+				// Compressed since it was listed: the archive was renamed
+				// into place before the plain file was removed.
+				f, err = os.Open(p + ".gz")
+			}
+			if err == nil {
+				snap.files = append(snap.files, f)
 			}
 		}
 		cur := filepath.Join(c.cfg.Dir, k+".log")
 		if f, err := os.Open(cur); err == nil {
-			fs.files = append(fs.files, f)
+			snap.files = append(snap.files, f)
 			if cf := c.files[k]; cf != nil {
-				fs.limit = cf.size
+				snap.limit = cf.size
 			} else if fi, err := f.Stat(); err == nil {
-				fs.limit = fi.Size()
+				snap.limit = fi.Size()
 			}
 		} else {
-			fs.limit = -1
+			snap.limit = -1
 		}
-		snaps = append(snaps, fs)
+		snaps = append(snaps, snap)
 	}
 	return snaps
 }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/logmesh/logmesh/curve"
 	"github.com/logmesh/logmesh/mesh"
 	"github.com/rs/zerolog"
 )
@@ -22,6 +23,9 @@ import (
 // FileMQ, Harmony, dashboard). Each registers itself from its own file.
 type component struct {
 	name string
+	// needs names the components that must start before this one (those
+	// whose running state it reads, like the log hub).
+	needs []string
 	// flags registers the component's flags on the daemon's FlagSet.
 	flags func(fs *flag.FlagSet)
 	// start runs after the mesh node is created and before it starts, so a
@@ -33,6 +37,46 @@ type component struct {
 var components []component
 
 func registerComponent(c component) { components = append(components, c) }
+
+// startOrder returns the components in an order where each comes after the
+// ones it needs, otherwise in registration order. A need that is not
+// registered, or a cycle, is a programming error reported at start.
+func startOrder(cs []component) ([]component, error) {
+	byName := make(map[string]component, len(cs))
+	for _, c := range cs {
+		byName[c.name] = c
+	}
+	var order []component
+	state := map[string]int{} // 1 visiting, 2 done
+	var visit func(c component) error
+	visit = func(c component) error {
+		switch state[c.name] {
+		case 1:
+			return fmt.Errorf("components: %s needs itself through a cycle", c.name)
+		case 2:
+			return nil
+		}
+		state[c.name] = 1
+		for _, n := range c.needs {
+			dep, ok := byName[n]
+			if !ok {
+				return fmt.Errorf("components: %s needs %q, which is not registered", c.name, n)
+			}
+			if err := visit(dep); err != nil {
+				return err
+			}
+		}
+		state[c.name] = 2
+		order = append(order, c)
+		return nil
+	}
+	for _, c := range cs {
+		if err := visit(c); err != nil {
+			return nil, err
+		}
+	}
+	return order, nil
+}
 
 // daemon is what components get: the mesh node, the data directory, the
 // logger, the admin mux and a share of the mesh's events.
@@ -90,6 +134,7 @@ type runFlags struct {
 	port           int
 	advertise      string
 	gossipBind     string
+	keys           string
 	join           listFlag
 	evasive        time.Duration
 	expired        time.Duration
@@ -115,6 +160,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&f.advertise, "advertise", "", "host or host:port peers use to reach this node (NAT, several addresses)")
 	fs.StringVar(&f.gossipBind, "gossip-bind", "", "host:port to serve gossip on, so other nodes can --join this one")
 	fs.Var(&f.join, "join", "gossip seed host:port where broadcast does not reach (repeatable, or comma-separated)")
+	fs.StringVar(&f.keys, "keys", "", "close the mesh with CURVE: key directory with this node's secret key and the public keys of every admitted node ('logd keygen')")
 	fs.DurationVar(&f.evasive, "evasive", def.EvasiveTimeout, "silence after which a peer is pinged")
 	fs.DurationVar(&f.expired, "expired", def.ExpiredTimeout, "silence after which a peer is gone")
 	for _, c := range components {
@@ -144,6 +190,13 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	cfg.Name, cfg.BeaconPort, cfg.BeaconInterval = f.name, f.beaconPort, f.beaconInterval
 	cfg.Interface, cfg.BroadcastAddr, cfg.Bind, cfg.MailboxPort = f.iface, f.broadcast, f.bind, f.port
 	cfg.Advertise, cfg.GossipBind, cfg.Join = f.advertise, f.gossipBind, f.join
+	if f.keys != "" {
+		kp, allow, err := curve.LoadKeyDir(f.keys)
+		if err != nil {
+			return fmt.Errorf("--keys: %w", err)
+		}
+		cfg.Curve = &mesh.Curve{Keys: kp, Authorize: allow.Authorize}
+	}
 	cfg.EvasiveTimeout, cfg.ExpiredTimeout = f.evasive, f.expired
 	cfg.Logger = log.With().Str("room", "mesh").Logger()
 	node, err := mesh.New(cfg)
@@ -163,7 +216,11 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			stops[i]()
 		}
 	}()
-	for _, c := range components {
+	ordered, err := startOrder(components)
+	if err != nil {
+		return err
+	}
+	for _, c := range ordered {
 		stop, err := c.start(ctx, d)
 		if err != nil {
 			return fmt.Errorf("start %s: %w", c.name, err)
