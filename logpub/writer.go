@@ -21,6 +21,10 @@ import (
 // ErrClosed is returned by operations on a closed Writer, Hub or Stream.
 var ErrClosed = errors.New("logpub: closed")
 
+// ErrCapture is returned (wrapped) when events could not be written to the
+// capture file; they were neither acknowledged nor published.
+var ErrCapture = errors.New("logpub: capture write failed")
+
 // WriterOptions configures a Writer. Zero fields take the documented default.
 type WriterOptions struct {
 	// Endpoint of the local logd. Default: $LOGPUB_ENDPOINT, else
