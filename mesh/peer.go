@@ -58,7 +58,7 @@ type outbox struct {
 }
 
 const (
-	dialTimeout      = 3 * time.Second
+	dialTimeout = 3 * time.Second
 	// handshakeTimeout is libzmq's default ZMQ_HANDSHAKE_IVL. A mailbox
 	// that gave up sooner, after its peer had finished its own side of the
 	// handshake, would lose the peer's first message: its HELLO.
