@@ -253,7 +253,8 @@ func (w *Writer) newBatchLocked() *wbatch {
 		w.free = w.free[:n-1]
 		b.buf = b.buf[:batchHeader]
 	} else {
-		b = &wbatch{buf: make([]byte, batchHeader, 4096)}
+		// Full size at once: growing by appends would reallocate each time.
+		b = &wbatch{buf: make([]byte, batchHeader, w.opts.BatchBytes+batchHeader)}
 	}
 	b.first = w.nextSeq
 	b.count = 0
@@ -391,8 +392,10 @@ func (w *Writer) releaseLocked() {
 		n := copy(w.inflight, w.inflight[k:])
 		clear(w.inflight[n:])
 		w.inflight = w.inflight[:n]
-		if len(w.free) > 64 {
-			w.free = w.free[:64]
+		// Keep up to 8 MiB of buffers for reuse; the rest goes to the GC.
+		if keep := (8 << 20) / w.opts.BatchBytes; len(w.free) > keep {
+			clear(w.free[keep:])
+			w.free = w.free[:keep]
 		}
 		if w.unsentDrp > 0 && !w.closing && w.reportDroppedLocked(0) {
 			select {
