@@ -272,12 +272,21 @@ type printer struct {
 	o       *options
 	w       *bufio.Writer
 	console zerolog.ConsoleWriter
-	buf     bytes.Buffer
+	// untimed formats events logged without zerolog's Timestamp(): it
+	// shows when logd received them (received) rather than "<nil>".
+	untimed  zerolog.ConsoleWriter
+	received time.Time
+	buf      bytes.Buffer
 }
+
+// timeKey is zerolog's timestamp field as it appears in a JSON line.
+var timeKey = []byte(`"` + zerolog.TimestampFieldName + `":`)
 
 func newPrinter(o *options, w io.Writer) *printer {
 	p := &printer{o: o, w: bufio.NewWriterSize(w, 64<<10)}
 	p.console = zerolog.ConsoleWriter{Out: &p.buf, NoColor: o.noColor, TimeFormat: time.RFC3339}
+	p.untimed = p.console
+	p.untimed.FormatTimestamp = func(any) string { return p.received.Local().Format(time.RFC3339) }
 	return p
 }
 
@@ -295,7 +304,11 @@ func (p *printer) print(e *logpub.Event, peer *logdPeer) bool {
 		return true
 	}
 	p.buf.Reset()
-	if _, err := p.console.Write(e.Line); err != nil {
+	cw := &p.console
+	if !bytes.Contains(e.Line, timeKey) {
+		p.received, cw = e.Received, &p.untimed
+	}
+	if _, err := cw.Write(e.Line); err != nil {
 		p.buf.Reset()
 		p.buf.Write(e.Line)
 	}
