@@ -116,6 +116,8 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
 	if [ -s "$out/failed.txt" ]; then
 		echo "**Failed in this run** (see bench/out/): $(paste -sd' ' "$out/failed.txt")"
 		echo
+		awk '/^--- FAIL/ {f = 1; print "    " $0; next} f && /^    / {print "    " $0; next} {f = 0}' "$out/all.txt"
+		echo
 	fi
 	echo "\"not measured\": the benchmark did not run or did not report that metric in this run."
 	echo
