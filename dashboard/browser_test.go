@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +15,6 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
-	"github.com/rs/zerolog"
 )
 
 // chromiumPath finds Debian's chromium. Under CI=true a missing browser is a
@@ -52,30 +53,61 @@ func artifactDir(t *testing.T) string {
 	return dir
 }
 
-// newBrowser starts a headless chromium with a fresh profile; it is stopped
-// (process and goroutines) when the test ends.
+// One headless chromium serves every browser test of the package (starting
+// one is the slow part on a loaded machine); each test gets its own tab in
+// its own browser context (fresh cookies). TestMain stops it.
+var browser struct {
+	once sync.Once
+	ctx  context.Context
+	err  error
+	stop func()
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if browser.stop != nil {
+		browser.stop()
+	}
+	os.Exit(code)
+}
+
+// newBrowser returns a new tab, closed when the test ends.
 func newBrowser(t *testing.T) (context.Context, *jsErrors) {
 	t.Helper()
 	path := chromiumPath(t)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-renderer-backgrounding", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 1100),
-	)
+	browser.once.Do(func() {
+		dir, err := os.MkdirTemp("", "logmesh-chromium-")
+		if err != nil {
+			browser.err = err
+			return
+		}
+		allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+			chromedp.ExecPath(path),
+			chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+			chromedp.NoDefaultBrowserCheck,
+			chromedp.Flag("disable-quic", true),
+			chromedp.Flag("disable-background-networking", true),
+			chromedp.Flag("disable-component-update", true),
+			chromedp.Flag("disable-sync", true),
+			chromedp.Flag("disable-dev-shm-usage", true),
+			chromedp.Flag("disable-background-timer-throttling", true),
+			chromedp.Flag("disable-renderer-backgrounding", true),
+			chromedp.UserDataDir(dir),
+			chromedp.WindowSize(1280, 1100),
+		)
+		ctx, cancel := chromedp.NewContext(allocCtx)
+		browser.ctx = ctx
+		browser.stop = func() { cancel(); cancelAlloc(); os.RemoveAll(dir) }
+		browser.err = chromedp.Do(ctx) // start the browser now, without a timeout
+	})
+	if browser.err != nil {
+		t.Fatalf("start chromium: %v", browser.err)
+	}
 	errs := &jsErrors{}
-	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithListener(errs.listen))
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil { // start the browser now, without a timeout
-		t.Fatalf("start chromium: %v", err)
+	ctx, cancel := chromedp.NewContext(browser.ctx, chromedp.WithNewBrowserContext(), chromedp.WithListener(errs.listen))
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil { // open the tab
+		t.Fatalf("open a tab: %v", err)
 	}
 	return ctx, errs
 }
@@ -110,9 +142,9 @@ func (j *jsErrors) check(t *testing.T) {
 
 // testApp logs through zerolog into the hub at a steady pace until stopped,
 // like an application using the logpub writer.
-func testApp(t *testing.T, hub LogSource, service string, every time.Duration) {
+func testApp(t *testing.T, hub *testHub, service string, every time.Duration) {
 	t.Helper()
-	log := zerolog.New(hubWriter{hub: hub, service: service}).With().Timestamp().Logger()
+	log := hub.logger(t, service)
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
@@ -185,7 +217,7 @@ func TestBrowserDashboard(t *testing.T) {
 
 	// A line logged after the page loaded shows in the tail.
 	marker := fmt.Sprintf("after-load-%d", time.Now().UnixNano())
-	web := zerolog.New(hubWriter{hub: hub, service: "web"})
+	web := hub.logger(t, "web")
 	web.Warn().Msg(marker)
 	jsPoll(t, ctx, "tail shows the new line", fmt.Sprintf(`document.querySelector('#tail').textContent.includes(%q)`, marker))
 	jsPoll(t, ctx, "tail shows info lines", `[...document.querySelectorAll('#tail .row')].some(r => r.dataset.level === 'info')`)
@@ -242,7 +274,7 @@ func TestBrowserDashboard(t *testing.T) {
 // on their own and show what the new logd logs.
 func TestBrowserReconnectsAfterRestart(t *testing.T) {
 	ctx, jsErr := newBrowser(t)
-	hub1 := newStubHub("node-a")
+	hub1 := newTestHub(t, "node-a")
 	s1, err := New(Config{Addr: "127.0.0.1:0", Logs: hub1})
 	if err != nil {
 		t.Fatal(err)
@@ -262,7 +294,7 @@ func TestBrowserReconnectsAfterRestart(t *testing.T) {
 	jsPoll(t, ctx, "page sees logd gone", `document.querySelector('#conn').textContent.startsWith('reconnecting')`)
 
 	// logd comes back on the same address, with a fresh hub.
-	hub2 := newStubHub("node-a")
+	hub2 := newTestHub(t, "node-a")
 	s2, err := New(Config{Addr: addr, Logs: hub2})
 	if err != nil {
 		t.Fatal(err)
@@ -279,7 +311,7 @@ func TestBrowserReconnectsAfterRestart(t *testing.T) {
 	jsPoll(t, ctx, "streams live again", `document.querySelector('#conn').textContent === 'live'`)
 	t.Logf("live at %v", time.Since(t0))
 	// The tail is connected again once a line logged now shows up.
-	web := zerolog.New(hubWriter{hub: hub2, service: "web"})
+	web := hub2.logger(t, "web")
 	for i := 0; ; i++ {
 		marker := fmt.Sprintf("after-restart-%d", i)
 		web.Error().Msg(marker)
@@ -294,6 +326,43 @@ func TestBrowserReconnectsAfterRestart(t *testing.T) {
 		if !errors.Is(err, chromedp.ErrPollingTimeout) || time.Now().After(deadline.Add(10*time.Second)) {
 			t.Fatalf("tail after restart: %v", err)
 		}
+	}
+	jsErr.check(t)
+}
+
+// Off loopback, the printed URL (?token=) opens the page in a browser: the
+// token moves into a cookie that carries the page's streams.
+func TestBrowserWithToken(t *testing.T) {
+	ctx, jsErr := newBrowser(t)
+	s, hub := startServer(t, Config{Addr: "0.0.0.0:0"})
+	_, port, _ := net.SplitHostPort(s.Addr())
+	base := "http://127.0.0.1:" + port
+	run(t, ctx, "open page with token", chromedp.Navigate(base+"/?token="+s.Token()))
+	jsPoll(t, ctx, "streams live", `document.querySelector('#conn').textContent === 'live'`)
+	if loc := run(t, ctx, "location", chromedp.Evaluate[string](`location.href`)); loc != base+"/" {
+		t.Fatalf("page at %s, want the token out of the URL: %s/", loc, base)
+	}
+	web := hub.logger(t, "web")
+	for i := 0; ; i++ {
+		marker := fmt.Sprintf("with-token-%d", i)
+		web.Warn().Msg(marker)
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := chromedp.Run(pctx, chromedp.Poll[chromedp.Void](
+			fmt.Sprintf(`document.querySelector('#tail').textContent.includes(%q)`, marker),
+			chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(300*time.Millisecond)))
+		cancel()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, chromedp.ErrPollingTimeout) || i > 30 {
+			t.Fatalf("tail with token: %v", err)
+		}
+	}
+	// Without the cookie (a fresh browser context), the page is refused.
+	ctx2, _ := newBrowser(t)
+	resp := run(t, ctx2, "open without token", chromedp.NavigateResponse(base+"/"))
+	if resp.Status != http.StatusUnauthorized {
+		t.Fatalf("page without token: %d, want 401", resp.Status)
 	}
 	jsErr.check(t)
 }

@@ -13,7 +13,7 @@ import (
 )
 
 func TestGraphRates(t *testing.T) {
-	g := newGraph(3, 4)
+	g := newGraph(3, 4, time.Second)
 	t0 := time.Unix(1000, 0)
 	g.sample(t0, LogStats{Levels: map[string]LevelStats{"info": {In: 10}}, Nodes: map[string]uint64{"a": 10}})
 	_, sub, _ := g.subscribe()
@@ -148,7 +148,9 @@ func TestMetrics(t *testing.T) {
 // Close ends open streams and leaves no goroutine behind.
 func TestCloseEndsStreamsNoLeak(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	hub := newStubHub("node-a")
+	// No capture: lumberjack leaves its mill goroutine running after Close.
+	hub := newTestHubCapture(t, "node-a", "")
+	defer hub.close() // before the leak check
 	s, err := New(Config{Addr: "127.0.0.1:0", Logs: hub, GraphPeriod: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -190,19 +192,88 @@ func TestNewNeedsLogSource(t *testing.T) {
 	if _, err := New(Config{}); err != ErrNoLogSource {
 		t.Fatalf("New without Logs: %v", err)
 	}
-	if _, err := New(Config{Logs: newStubHub("x"), Addr: "nonsense"}); err == nil {
+	if _, err := New(Config{Logs: newTestHub(t, "x"), Addr: "nonsense"}); err == nil {
 		t.Fatal("New with a bad address: no error")
 	}
 }
 
 func TestStartAddressInUse(t *testing.T) {
 	s, _ := startServer(t, Config{})
-	s2, err := New(Config{Logs: newStubHub("x"), Addr: s.Addr()})
+	s2, err := New(Config{Logs: newTestHub(t, "x"), Addr: s.Addr()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s2.Close()
 	if err := s2.Start(context.Background()); err == nil || !strings.Contains(err.Error(), s.Addr()) {
 		t.Fatalf("Start on a used port: %v", err)
+	}
+}
+
+// Rates slide over the window: a burst shows as a plateau, not a spike.
+func TestGraphWindowSmoothsBursts(t *testing.T) {
+	g := newGraph(100, 4, time.Second)
+	t0 := time.Unix(2000, 0)
+	var n uint64
+	for i := 0; i <= 30; i++ { // 100 ms ticks; 10 events arrive every 3rd tick
+		if i%3 == 0 {
+			n += 10
+		}
+		g.sample(t0.Add(time.Duration(i)*100*time.Millisecond), LogStats{Levels: map[string]LevelStats{"info": {In: n}}})
+	}
+	hist, _, _ := g.subscribe()
+	for _, s := range hist[10:] { // once a full window has passed
+		if s.Levels[2] < 30 || s.Levels[2] > 40 {
+			t.Fatalf("rate %.1f/s at %.1f, want about 33/s all along", s.Levels[2], s.T)
+		}
+	}
+}
+
+// With the default configuration the graphs get a sample every 100 ms,
+// on wall-aligned ticks.
+func TestGraphSamplesEvery100ms(t *testing.T) {
+	s, _ := startServer(t, Config{})
+	c := testClient(t)
+	r := openStream(t, c, "http://"+s.Addr()+"/api/v1/graph")
+	if ev := readSSE(t, r); ev.name != "history" {
+		t.Fatalf("first event %q", ev.name)
+	}
+	var prev float64
+	steps := 0
+	for i := 0; i < 8; i++ {
+		ev := readSSE(t, r)
+		var sm sample
+		if err := json.Unmarshal([]byte(ev.data), &sm); err != nil {
+			t.Fatal(err)
+		}
+		ms := int64(sm.T*1000 + 0.5)
+		if ms%100 != 0 {
+			t.Fatalf("sample at %.3f is not on a 100 ms tick", sm.T)
+		}
+		if prev != 0 && sm.T-prev < 0.15 {
+			steps++
+		}
+		prev = sm.T
+	}
+	if steps < 4 { // most steps are one tick; a loaded machine may skip some
+		t.Fatalf("only %d of 7 steps were 100 ms", steps)
+	}
+}
+
+// An idle stream gets SSE comment heartbeats, so proxies keep it open.
+func TestSSEHeartbeat(t *testing.T) {
+	s, _ := startServer(t, Config{Heartbeat: 30 * time.Millisecond})
+	c := testClient(t)
+	r := openStream(t, c, "http://"+s.Addr()+"/api/v1/stream?format=sse")
+	for n := 0; ; n++ {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == ": hb\n" {
+			return
+		}
+		if n > 10 {
+			t.Fatalf("no heartbeat in the first lines; got %q", line)
+		}
 	}
 }

@@ -121,6 +121,7 @@ func waitLine(t *testing.T, lines <-chan string, prefix string, d time.Duration)
 // the link down in the middle of a large file, brings it back, and checks
 // that the transfer completes byte for byte.
 func TestNetworkCut(t *testing.T) {
+	t.Parallel() // mostly waits on a rate-limited link
 	h := newNetHosts(t)
 	src, inbox := fastDir(t), fastDir(t)
 	for i := range 10 {
@@ -147,5 +148,5 @@ func TestNetworkCut(t *testing.T) {
 		t.Fatal("the file completed before the cut")
 	}
 	h.linkA("up")
-	waitFor(t, 90*time.Second, "the tree after the cut", func() bool { return sameTree(want, treeHashes(t, inbox)) })
+	waitTree(t, 90*time.Second, "the tree after the cut", inbox, want, treeSizes(t, src))
 }

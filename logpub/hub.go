@@ -36,6 +36,9 @@ type HubConfig struct {
 	// subscriber; beyond that its events are dropped (a sequence gap).
 	SubQueueEvents int
 	SubQueueBytes  int
+	// MaxSubscribers bounds the concurrent subscriptions (each may hold
+	// SubQueueBytes); more are refused and counted. Default 256.
+	MaxSubscribers int
 	// WriteTimeout disconnects a peer whose socket accepted nothing for
 	// this long.
 	WriteTimeout time.Duration
@@ -59,6 +62,7 @@ func DefaultHubConfig() HubConfig {
 		RingBytes:      16 << 20,
 		SubQueueEvents: 65536,
 		SubQueueBytes:  16 << 20,
+		MaxSubscribers: 256,
 		WriteTimeout:   30 * time.Second,
 		Log:            zerolog.Nop(),
 	}
@@ -74,6 +78,7 @@ type HubStats struct {
 	BadFrames       uint64            // malformed frames; the connection was closed
 	Delivered       uint64            // events handed to subscribers
 	SubscriberDrops uint64            // events a slow subscriber lost
+	Refused         uint64            // subscriptions refused over MaxSubscribers
 	Archives        uint64            // completed archives
 	Writers         int               // connected writers
 	Subscribers     int               // current subscriptions
@@ -95,12 +100,13 @@ type Hub struct {
 	ring    *ring
 	capt    *capture
 	subs    map[*hubSub]struct{}
+	active  int // subscriptions running, live or history-only
 	sources map[uint64]*source
 	capBuf  []byte
 	byLevel [9]uint64
 
 	received, captured, captureErrors, duplicates, rejected, badFrames atomic.Uint64
-	delivered, subDrops, archives                                      atomic.Uint64
+	delivered, subDrops, archives, refused                             atomic.Uint64
 
 	writerL, pubL   net.Listener
 	writerEP, pubEP string
@@ -133,6 +139,9 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 30 * time.Second
+	}
+	if cfg.MaxSubscribers <= 0 {
+		cfg.MaxSubscribers = 256
 	}
 	h := &Hub{
 		cfg:     cfg,
@@ -242,6 +251,7 @@ func (h *Hub) Stats() HubStats {
 		BadFrames:       h.badFrames.Load(),
 		Delivered:       h.delivered.Load(),
 		SubscriberDrops: h.subDrops.Load(),
+		Refused:         h.refused.Load(),
 		Archives:        h.archives.Load(),
 		ByLevel:         map[string]uint64{},
 	}
@@ -321,10 +331,11 @@ func (h *Hub) Ingest(service string, line []byte) error {
 		return ErrClosed
 	}
 	src := h.sourceLocked(ingestSourceID(service), service)
-	ev := []Event{{Level: levelOf(buf), Line: buf}}
+	ev := []Event{{Level: levelOf(buf), Line: buf, Seq: src.lastSeq + 1}}
+	if err := h.acceptLocked(src, ev); err != nil {
+		return fmt.Errorf("logpub: ingest %s: %w", service, err)
+	}
 	src.lastSeq++
-	ev[0].Seq = src.lastSeq
-	h.acceptLocked(src, ev)
 	return nil
 }
 
@@ -356,10 +367,13 @@ func (h *Hub) sourceLocked(id uint64, service string) *source {
 }
 
 // acceptLocked stamps, captures, remembers and publishes events of one
-// source, in that order. Events have Seq, Level and Line set.
-func (h *Hub) acceptLocked(src *source, evs []Event) {
+// source, in that order. Events have Seq, Level and Line set. When the
+// capture write fails (a full disk), nothing of evs is remembered or
+// published and the error wraps ErrCapture: the caller does not
+// acknowledge them, so the writer keeps them and sends them again.
+func (h *Hub) acceptLocked(src *source, evs []Event) error {
 	if len(evs) == 0 {
-		return
+		return nil
 	}
 	now := time.Now()
 	h.capBuf = h.capBuf[:0]
@@ -367,26 +381,27 @@ func (h *Hub) acceptLocked(src *source, evs []Event) {
 		e := &evs[i]
 		e.Node, e.Service, e.Source, e.Received = h.cfg.Node, src.service, src.id, now
 		h.capBuf = append(h.capBuf, e.Line...)
-		h.byLevel[levelIndex(e.Level)]++
 	}
-	h.received.Add(uint64(len(evs)))
 	if h.capt != nil {
 		if err := h.capt.write(src.service, h.capBuf); err != nil {
 			h.captureErrors.Add(1)
-			h.log.Error().Err(err).Msg("capture write failed")
-		} else {
-			h.captured.Add(uint64(len(evs)))
+			h.log.Error().Err(err).Int("events", len(evs)).Msg("capture write failed; events not acknowledged")
+			return fmt.Errorf("%w: %w", ErrCapture, err)
 		}
+		h.captured.Add(uint64(len(evs)))
 	}
 	if cap(h.capBuf) > 1<<20 {
 		h.capBuf = nil
 	}
+	h.received.Add(uint64(len(evs)))
 	for i := range evs {
+		h.byLevel[levelIndex(evs[i].Level)]++
 		h.ring.add(&evs[i])
 	}
 	for s := range h.subs {
 		s.offer(evs)
 	}
+	return nil
 }
 
 // handleBatch processes one BATCH frame of a writer and returns the
@@ -418,6 +433,7 @@ func (h *Hub) handleBatch(src *source, body []byte) (uint64, error) {
 	if h.closed {
 		return 0, ErrClosed
 	}
+	settled := src.lastSeq
 	fresh := evs[:0]
 	for _, e := range evs {
 		if e.Seq <= src.lastSeq {
@@ -427,7 +443,10 @@ func (h *Hub) handleBatch(src *source, body []byte) (uint64, error) {
 		src.lastSeq = e.Seq
 		fresh = append(fresh, e)
 	}
-	h.acceptLocked(src, fresh)
+	if err := h.acceptLocked(src, fresh); err != nil {
+		src.lastSeq = settled // not captured: the resent batch is fresh
+		return 0, err
+	}
 	first, n, _ := decodeBatch(slab, nil)
 	if n > 0 && first+uint64(n)-1 > src.lastSeq {
 		src.lastSeq = first + uint64(n) - 1 // rejected events are settled too

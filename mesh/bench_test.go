@@ -8,16 +8,28 @@ import (
 	"io"
 	"net"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/logmesh/logmesh/curve"
 )
 
 func simMeshNoCleanup(tb testing.TB, n int, beaconEvery time.Duration) []*Node {
+	return simMeshWith(tb, n, beaconEvery, nil)
+}
+
+// simMeshWith starts n nodes on a beacon hub, tweak adjusting each config.
+func simMeshWith(tb testing.TB, n int, beaconEvery time.Duration, tweak func(*Config)) []*Node {
 	tb.Helper()
 	hub := &beaconHub{}
 	nodes := make([]*Node, n)
 	for i := range nodes {
-		nd, err := New(simConfig(fmt.Sprintf("sim%03d", i), beaconEvery))
+		cfg := simConfig(fmt.Sprintf("sim%03d", i), beaconEvery)
+		if tweak != nil {
+			tweak(&cfg)
+		}
+		nd, err := New(cfg)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -34,10 +46,32 @@ func simMeshNoCleanup(tb testing.TB, n int, beaconEvery time.Duration) []*Node {
 // in the same run, the same messages over a raw TCP stream with a 4-byte
 // length prefix and buffered writes: the ratio says what the mesh costs.
 func BenchmarkWhisper(b *testing.B) {
-	payload := make([]byte, 200)
-	raw := rawTCPRate(b, b.N, payload)
+	b.Run("null", func(b *testing.B) { benchWhisper(b, nil) })
+	b.Run("curve", func(b *testing.B) {
+		ka, err := curve.GenerateKeyPair()
+		if err != nil {
+			b.Fatal(err)
+		}
+		kb, err := curve.GenerateKeyPair()
+		if err != nil {
+			b.Fatal(err)
+		}
+		allow := curve.NewAllowList(ka.Public, kb.Public)
+		keys := []curve.KeyPair{ka, kb}
+		benchWhisper(b, func(c *Config) {
+			c.Curve = &Curve{Keys: keys[0], Authorize: allow.Authorize}
+			keys = keys[1:]
+		})
+	})
+}
 
-	nodes := simMeshNoCleanup(b, 2, 50*time.Millisecond)
+func benchWhisper(b *testing.B, tweak func(*Config)) {
+	payload := make([]byte, 200)
+	cpu0 := cpuTime()
+	raw := rawTCPRate(b, b.N, payload)
+	rawCPU := float64(cpuTime()-cpu0) / float64(b.N)
+
+	nodes := simMeshWith(b, 2, 50*time.Millisecond, tweak)
 	defer closeAll(nodes)
 	waitConverged(b, nodes, 20*time.Second)
 	var got atomic.Int64
@@ -57,7 +91,7 @@ func BenchmarkWhisper(b *testing.B) {
 	to := nodes[1].UUID()
 	const window = 4096 // messages in flight: the sender waits beyond it
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu1 := time.Now(), cpuTime()
 	for i := range b.N {
 		for int64(i)-got.Load() > window {
 			time.Sleep(50 * time.Microsecond) // back-pressure poll
@@ -73,10 +107,25 @@ func BenchmarkWhisper(b *testing.B) {
 		}
 	}
 	mesh := float64(b.N) / time.Since(start).Seconds()
+	meshCPU := float64(cpuTime()-cpu1) / float64(b.N)
 	b.StopTimer()
 	b.ReportMetric(mesh, "whisper_msg/s")
 	b.ReportMetric(raw, "rawtcp_msg/s")
 	b.ReportMetric(mesh/raw, "ratio_vs_raw")
+	// CPU time per message (both ends, all goroutines) is steadier than
+	// wall time on a shared machine.
+	b.ReportMetric(meshCPU, "whisper_cpu_ns/msg")
+	b.ReportMetric(rawCPU, "rawtcp_cpu_ns/msg")
+	b.ReportMetric(rawCPU/meshCPU, "cpu_ratio_vs_raw")
+}
+
+// cpuTime is the user + system CPU time of the process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // rawTCPRate sends n length-prefixed messages over loopback TCP and returns
