@@ -123,7 +123,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
 	echo
 	for f in bench/*.md; do
 		[ -f "$f" ] || continue
-		sed 's/^# /## /' "$f"
+		sed 's/^\(#\{1,5\}\) /#\1 /' "$f"
 		echo
 	done
 	echo "## All figures of this run"
