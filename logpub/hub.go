@@ -407,14 +407,16 @@ func (h *Hub) acceptLocked(src *source, evs []Event) error {
 // handleBatch processes one BATCH frame of a writer and returns the
 // sequence to acknowledge.
 func (h *Hub) handleBatch(src *source, body []byte) (uint64, error) {
-	if _, _, err := decodeBatch(body, nil); err != nil {
-		return 0, err
-	}
-	// One copy per batch: events and ring entries share it.
+	// One copy per batch: events and ring entries share it. The first
+	// decode checks the whole frame (nothing of a malformed one is taken)
+	// and sizes evs; the second walks the events.
 	slab := make([]byte, len(body))
 	copy(slab, body)
-	_, count, _ := decodeBatch(slab, nil)
-	evs := make([]Event, 0, count)
+	first, n, err := decodeBatch(slab, nil)
+	if err != nil {
+		return 0, err
+	}
+	evs := make([]Event, 0, n)
 	decodeBatch(slab, func(seq uint64, be batchEvent) {
 		line := be.Line
 		if n := len(line); n > 0 && line[n-1] == '\n' {
@@ -447,7 +449,6 @@ func (h *Hub) handleBatch(src *source, body []byte) (uint64, error) {
 		src.lastSeq = settled // not captured: the resent batch is fresh
 		return 0, err
 	}
-	first, n, _ := decodeBatch(slab, nil)
 	if n > 0 && first+uint64(n)-1 > src.lastSeq {
 		src.lastSeq = first + uint64(n) - 1 // rejected events are settled too
 	}
