@@ -126,8 +126,8 @@ func TestTicksAlignedNoDrift(t *testing.T) {
 				t.Errorf("%v: %d received + %d missed != %d ticks from %d to %d", p, got, missed, last.N-first.N+1, first.N, last.N)
 			}
 			// No drift: the last tick is the wall clock's current tick
-			// (within 2 periods + tolerance for a loaded host).
-			if lag := TickNumber(end, p) - last.N; lag < 0 || time.Duration(lag)*p > 200*time.Millisecond {
+			// (within a second, for a loaded host; drift would grow).
+			if lag := TickNumber(end, p) - last.N; lag < 0 || time.Duration(lag)*p > time.Second {
 				t.Errorf("%v: last tick %d, wall clock at tick %d", p, last.N, TickNumber(end, p))
 			}
 			want := int64(18 * time.Second / p)
@@ -171,8 +171,10 @@ func TestSlowReceiverSeesMissed(t *testing.T) {
 	if fresh.Missed < 15 {
 		t.Fatalf("Missed = %d after a 300 ms pause at 10 ms ticks (first %d, stale %d, fresh %d)", fresh.Missed, first.N, stale.N, fresh.N)
 	}
-	if time.Since(fresh.At) > 200*time.Millisecond {
-		t.Fatalf("after the pause the second tick is %v old: ticks were bunched", time.Since(fresh.At))
+	// Not bunched: the tick after the stale one is from after the pause,
+	// not one that queued up during it.
+	if fresh.At.Before(pause.Add(-20 * time.Millisecond)) {
+		t.Fatalf("after the pause ending %v came tick %v: ticks were queued", pause, fresh.At)
 	}
 }
 
