@@ -376,3 +376,43 @@ func TestStartBadEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// TestSubscribersCounted: the service counts subscribers per period (its
+// idle tick loops sleep) and forgets them on UNSUB.
+func TestSubscribersCounted(t *testing.T) {
+	t.Parallel()
+	s := startService(t, DefaultConfig())
+	c := newClient(t, s.Endpoint())
+	subs := func() []int {
+		var out []int
+		for _, ts := range s.Snapshot().Ticks {
+			out = append(out, ts.Subscribers)
+		}
+		return out
+	}
+	if got := subs(); got[0]+got[1]+got[2] != 0 {
+		t.Fatalf("subscribers before any client: %v", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := c.Ticks(ctx, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch2, err := c.Ticks(ctx, 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recvTick(t, ch2, 5*time.Second)
+	if tk := recvTick(t, ch, 5*time.Second); tk.Period != time.Second {
+		t.Fatalf("tick %+v", tk)
+	}
+	if got := subs(); got[0] != 1 || got[1] != 0 || got[2] != 1 {
+		t.Fatalf("subscribers %v, want [1 0 1]", got)
+	}
+	cancel()
+	eventually(t, 5*time.Second, "unsubscribed", func() bool {
+		got := subs()
+		return got[0] == 0 && got[2] == 0
+	})
+}
