@@ -7,10 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -43,24 +41,9 @@ func startLogdHTTP(t *testing.T, bin, httpAddr string, extra ...string) (*logdPr
 // startLogdNamed is startLogdHTTP with a name and a beacon port (the mesh).
 func startLogdNamed(t *testing.T, bin, name string, beaconPort int, httpAddr string, extra ...string) (*logdProc, string) {
 	t.Helper()
-	p := &logdProc{dataDir: t.TempDir(), stderr: &lockedBuffer{}, done: make(chan error, 1)}
-	writerEP := "ipc://" + filepath.Join(p.dataDir, "w.sock")
-	args := append([]string{"run", "--data-dir", p.dataDir, "--name", name,
-		"--beacon-port", strconv.Itoa(beaconPort), "--beacon-interval", "100ms", "--interface", "lo",
-		"--broadcast", "127.255.255.255", "--bind", "127.0.0.1",
-		"--writer-endpoint", writerEP, "--http", httpAddr}, extra...)
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
+	dataDir := t.TempDir()
+	writerEP := "ipc://" + filepath.Join(dataDir, "w.sock")
+	p := runLogd(t, bin, dataDir, name, beaconPort, append([]string{"--writer-endpoint", writerEP, "--http", httpAddr}, extra...)...)
 	return p, writerEP
 }
 
