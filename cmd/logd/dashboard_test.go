@@ -14,10 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/logmesh/logmesh/dashboard"
 	"github.com/logmesh/logmesh/internal/meshtest"
 	"github.com/logmesh/logmesh/logpub"
-	"github.com/rs/zerolog"
 )
 
 // freeTCPAddr returns a loopback address with a port free a moment ago.
@@ -228,14 +229,6 @@ func waitTimerTicks(t *testing.T, p *logdProc, base string) {
 	}
 }
 
-func TestWildcardHost(t *testing.T) {
-	for in, want := range map[string]string{"0.0.0.0:7070": "*:7070", "[::]:80": "*:80", "127.0.0.1:7070": "127.0.0.1:7070", "junk": "junk"} {
-		if got := wildcardHost(in); got != want {
-			t.Errorf("wildcardHost(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // With --http-cluster, a logd's dashboard shows the events of its peers:
 // an app logging into logd-b appears in logd-a's stream and per-node graph.
 func TestLogdDashboardCluster(t *testing.T) {
@@ -282,15 +275,6 @@ func TestLogdDashboardCluster(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatalf("no event of logd-b reached logd-a's dashboard\na:\n%s\nb:\n%s", a.stderr, b.stderr)
 		}
-	}
-}
-
-func TestResolvePub(t *testing.T) {
-	if got := resolvePub("tcp://*:4100", "tcp://10.0.0.2:5000"); got != "tcp://10.0.0.2:4100" {
-		t.Fatalf("resolvePub = %q", got)
-	}
-	if got := resolvePub("tcp://10.0.0.9:4100", "tcp://10.0.0.2:5000"); got != "tcp://10.0.0.9:4100" {
-		t.Fatalf("resolvePub of a full endpoint = %q", got)
 	}
 }
 

@@ -15,9 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/logmesh/logmesh/internal/meshtest"
 	"github.com/logmesh/logmesh/logpub"
-	"github.com/rs/zerolog"
 )
 
 // startLogdAt is startLogdWith on a given data directory.
@@ -235,11 +236,5 @@ func TestArchiveMap(t *testing.T) {
 	}
 	if _, ok := archiveMap(true)("api-2026-11-27T04-00-00.000.log.gz"); !ok {
 		t.Error("gzOnly map skipped a .gz archive")
-	}
-	if got := resolveWildcard("tcp://*:5000", "tcp://10.0.0.7:4000"); got != "tcp://10.0.0.7:5000" {
-		t.Errorf("resolveWildcard: %s", got)
-	}
-	if got := wildcardEndpoint("tcp://0.0.0.0:5000"); got != "tcp://*:5000" {
-		t.Errorf("wildcardEndpoint: %s", got)
 	}
 }
