@@ -202,6 +202,7 @@ type collector struct {
 }
 
 type collectedPeer struct {
+	base        string // the peer's name as a directory name, without suffix
 	name, inbox string
 	client      *filemq.Client
 	done        chan struct{}
@@ -230,7 +231,8 @@ func (c *collector) run(ctx context.Context, events <-chan mesh.Event) {
 }
 
 // inboxName makes a peer name safe as one directory name, unique among peers.
-func (c *collector) inboxName(id uuid.UUID, name string) string {
+// dirName is a peer name made safe as one directory name.
+func dirName(id uuid.UUID, name string) string {
 	safe := strings.Map(func(r rune) rune {
 		if r == '/' || r == '\\' || r == 0 {
 			return '_'
@@ -240,22 +242,49 @@ func (c *collector) inboxName(id uuid.UUID, name string) string {
 	if safe == "" || strings.HasPrefix(safe, ".") {
 		safe = id.String()
 	}
-	for _, p := range c.peers {
-		if p.name == safe {
-			return safe + "-" + id.String()[:8]
-		}
-	}
 	return safe
 }
 
+// inboxName is DIR/<name> for a peer, or <name>-<uuid8> when another live
+// peer already collects into DIR/<name>.
+func (c *collector) inboxName(id uuid.UUID, base string) string {
+	for _, p := range c.peers {
+		if p.name == base {
+			return base + "-" + id.String()[:8]
+		}
+	}
+	return base
+}
+
+// ghostOf returns the peer collected under base whose FileMQ session is
+// down: a logd restarted after a crash comes back with a new UUID while
+// its former self waits to expire, and its archives belong in the same
+// directory.
+func (c *collector) ghostOf(base string) (uuid.UUID, bool) {
+	for id, p := range c.peers {
+		if p.base == base && !p.client.Stats().Connected {
+			return id, true
+		}
+	}
+	return uuid.Nil, false
+}
+
 func (c *collector) add(id uuid.UUID, name, endpoint string) {
+	base := dirName(id, name)
+	c.mu.Lock()
+	ghost, haunted := c.ghostOf(base)
+	c.mu.Unlock()
+	if haunted {
+		c.log.Info().Str("peer", name).Str("former", ghost.String()).Msg("peer came back with a new identity; collecting into the same directory")
+		c.remove(ghost)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.peers[id]; ok {
 		return
 	}
-	dirName := c.inboxName(id, name)
-	cfg := filemq.DefaultClientConfig(filepath.Join(c.dir, dirName))
+	inbox := c.inboxName(id, base)
+	cfg := filemq.DefaultClientConfig(filepath.Join(c.dir, inbox))
 	cfg.KeepDeleted = true // a source's retention must not delete the collected copy
 	cfg.Name = c.self
 	cfg.Logger = c.log.With().Str("peer", name).Logger()
@@ -273,7 +302,7 @@ func (c *collector) add(id uuid.UUID, name, endpoint string) {
 		c.log.Error().Err(err).Str("peer", name).Msg("cannot collect from peer")
 		return
 	}
-	p := &collectedPeer{name: dirName, inbox: cfg.Inbox, client: cl, done: make(chan struct{})}
+	p := &collectedPeer{base: base, name: inbox, inbox: cfg.Inbox, client: cl, done: make(chan struct{})}
 	c.peers[id] = p
 	go func() {
 		defer close(p.done)

@@ -238,3 +238,40 @@ func TestArchiveMap(t *testing.T) {
 		t.Error("gzOnly map skipped a .gz archive")
 	}
 }
+
+// TestCollectorKeepsRestartedPeer: a shipping logd killed with SIGKILL
+// comes back with a new UUID while its former self has not expired yet;
+// its archives still go to DIR/<name>, not to a second directory.
+func TestCollectorKeepsRestartedPeer(t *testing.T) {
+	bin := buildLogd(t)
+	port := meshtest.Config(t).BeaconPort
+	ship, collect := t.TempDir(), t.TempDir()
+	first := writeArchive(t, filepath.Join(ship, "api-2026-11-27T04-00-00.000.log.gz"), 1000)
+	a := startLogd(t, bin, port, "logd-a", "--ship-to", ship, "--ship-poll", "100ms", "--writer-endpoint", "")
+	b := startLogd(t, bin, port, "logd-b", "--collect", collect, "--writer-endpoint", "")
+	inbox := filepath.Join(collect, "logd-a", "api")
+	diag := func() string { return "stderr a:\n" + a.stderr.String() + "\nstderr b:\n" + b.stderr.String() }
+	pollUntil(t, 30*time.Second, "the first archive", func() bool {
+		return fileSHA(filepath.Join(inbox, "api-2026-11-27T04-00-00.000.log.gz")) == first
+	}, diag)
+
+	a.cmd.Process.Kill()
+	<-a.done
+	a2 := runLogd(t, bin, a.dataDir, "logd-a", port, "--log-level", "debug", "--ship-to", ship, "--ship-poll", "100ms", "--writer-endpoint", "")
+	second := writeArchive(t, filepath.Join(ship, "api-2026-11-27T05-00-00.000.log.gz"), 2000)
+	diag = func() string { return "stderr a2:\n" + a2.stderr.String() + "\nstderr b:\n" + b.stderr.String() }
+	pollUntil(t, 30*time.Second, "the archive shipped after the restart", func() bool {
+		return fileSHA(filepath.Join(inbox, "api-2026-11-27T05-00-00.000.log.gz")) == second
+	}, diag)
+	ents, err := os.ReadDir(collect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dirs []string
+	for _, e := range ents {
+		dirs = append(dirs, e.Name())
+	}
+	if len(dirs) != 1 || dirs[0] != "logd-a" {
+		t.Fatalf("collected into %v, want only logd-a\n%s", dirs, diag())
+	}
+}
