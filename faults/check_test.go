@@ -232,17 +232,29 @@ func archives(dir string) map[string]string {
 }
 
 // shippedIdentical reports whether every archive of the shipper is on the
-// collector, byte-identical, and how many there are.
-func shippedIdentical(shipDir, collectDir, shipper string) (bool, int, string) {
+// collector, byte-identical, and how many there are. The collector files
+// them under DIR/<name>/, or DIR/<name>-<uuid prefix>/ while two peers
+// share the name (a restarted logd next to its not yet expired former
+// self), so every such inbox counts; inboxes tells how many were used.
+func shippedIdentical(shipDir, collectDir, shipper string) (ok bool, n int, why string, inboxes int) {
 	want := archives(shipDir)
+	dirs, _ := filepath.Glob(filepath.Join(collectDir, shipper+"*"))
+	used := map[string]bool{}
 	var bad []string
 	for rel, sum := range want {
-		if got := fileSHA(filepath.Join(collectDir, shipper, rel)); got != sum {
+		found := false
+		for _, d := range dirs {
+			if fileSHA(filepath.Join(d, rel)) == sum {
+				found, used[d] = true, true
+				break
+			}
+		}
+		if !found {
 			bad = append(bad, rel)
 		}
 	}
 	sort.Strings(bad)
-	return len(bad) == 0 && len(want) > 0, len(want), strings.Join(bad, ", ")
+	return len(bad) == 0 && len(want) > 0, len(want), strings.Join(bad, ", "), len(used)
 }
 
 // fireCheck is what the fires of one schedule show over a window.
@@ -251,6 +263,7 @@ type fireCheck struct {
 	Fires       int // fires of them, all nodes together
 	Duplicates  int // occurrences fired more than once (on one node, or cluster-wide for cluster scope)
 	Missing     int // occurrences not fired at all
+	dup         []string
 }
 
 // checkFires counts the fires of schedule name in [from, to) from the
@@ -258,6 +271,7 @@ type fireCheck struct {
 // once on each node.
 func checkFires(ls []*logd, name string, every time.Duration, cluster bool, from, to time.Time) (fireCheck, error) {
 	perNode := map[string]map[int64]int{}
+	detail := map[int64][]string{}
 	for _, l := range ls {
 		s, err := l.timerSnapshot()
 		if err != nil {
@@ -273,6 +287,8 @@ func checkFires(ls []*logd, name string, every time.Duration, cluster bool, from
 		for _, f := range s.RecentFires {
 			if f.Name == name && !f.At.Before(from) && f.At.Before(to) {
 				perNode[key][f.At.UnixNano()]++
+				detail[f.At.UnixNano()] = append(detail[f.At.UnixNano()], fmt.Sprintf("%s fired %s at %s late=%v",
+					l.name, f.At.Format("15:04:05.000"), f.FiredAt.Format("15:04:05.000"), f.Late))
 			}
 		}
 	}
@@ -291,6 +307,7 @@ func checkFires(ls []*logd, name string, every time.Duration, cluster bool, from
 				c.Missing++
 			case n > 1:
 				c.Duplicates++
+				c.dup = append(c.dup, strings.Join(detail[at.UnixNano()], ", "))
 			}
 		}
 	}
