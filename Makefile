@@ -4,10 +4,9 @@ GO ?= go
 FUZZTIME ?= 3s
 
 # Debian packages the tests need: ip/tc (network namespaces), pyzmq (libzmq
-# interop), chromium (dashboard browser test).
-DEB_PACKAGES := iproute2 python3-zmq chromium chromium-driver
-# nftables: packet loss for the fault tests where the kernel has no tc netem.
-DEB_PACKAGES += nftables
+# interop), chromium (dashboard browser test), rsyslog (bench/e2e comparison),
+# nftables (packet loss for the fault tests where the kernel has no tc netem).
+DEB_PACKAGES := iproute2 python3-zmq chromium chromium-driver rsyslog nftables
 
 .PHONY: run demo test deps vet unit fuzz-short fuzz bench clean
 
@@ -45,7 +44,8 @@ fuzz:
 soak: deps
 	LOGMESH_SOAK=1 $(GO) test -race -count=1 -timeout 60m -v -run . ./faults/ 2>&1 | tee soak.log | grep -E '^(=== RUN|--- |\s+.*FIGURES|PASS|FAIL|ok)'; test $${PIPESTATUS[0]} -eq 0
 
-## bench: every benchmark; writes BENCHMARKS.md (PROFILE=1 saves profiles)
+## bench: every benchmark, logd vs rsyslog, tail -F vs logtail; writes BENCHMARKS.md
+## (PROFILE=1 saves profiles, BENCH_QUICK=1 is a short smoke run; < 15 min)
 bench:
 	@./scripts/bench.sh
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +15,6 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
-	"github.com/rs/zerolog"
 )
 
 // chromiumPath finds Debian's chromium. Under CI=true a missing browser is a
@@ -110,9 +111,9 @@ func (j *jsErrors) check(t *testing.T) {
 
 // testApp logs through zerolog into the hub at a steady pace until stopped,
 // like an application using the logpub writer.
-func testApp(t *testing.T, hub LogSource, service string, every time.Duration) {
+func testApp(t *testing.T, hub *testHub, service string, every time.Duration) {
 	t.Helper()
-	log := zerolog.New(hubWriter{hub: hub, service: service}).With().Timestamp().Logger()
+	log := hub.logger(t, service)
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
@@ -185,7 +186,7 @@ func TestBrowserDashboard(t *testing.T) {
 
 	// A line logged after the page loaded shows in the tail.
 	marker := fmt.Sprintf("after-load-%d", time.Now().UnixNano())
-	web := zerolog.New(hubWriter{hub: hub, service: "web"})
+	web := hub.logger(t, "web")
 	web.Warn().Msg(marker)
 	jsPoll(t, ctx, "tail shows the new line", fmt.Sprintf(`document.querySelector('#tail').textContent.includes(%q)`, marker))
 	jsPoll(t, ctx, "tail shows info lines", `[...document.querySelectorAll('#tail .row')].some(r => r.dataset.level === 'info')`)
@@ -242,7 +243,7 @@ func TestBrowserDashboard(t *testing.T) {
 // on their own and show what the new logd logs.
 func TestBrowserReconnectsAfterRestart(t *testing.T) {
 	ctx, jsErr := newBrowser(t)
-	hub1 := newStubHub("node-a")
+	hub1 := newTestHub(t, "node-a")
 	s1, err := New(Config{Addr: "127.0.0.1:0", Logs: hub1})
 	if err != nil {
 		t.Fatal(err)
@@ -262,7 +263,7 @@ func TestBrowserReconnectsAfterRestart(t *testing.T) {
 	jsPoll(t, ctx, "page sees logd gone", `document.querySelector('#conn').textContent.startsWith('reconnecting')`)
 
 	// logd comes back on the same address, with a fresh hub.
-	hub2 := newStubHub("node-a")
+	hub2 := newTestHub(t, "node-a")
 	s2, err := New(Config{Addr: addr, Logs: hub2})
 	if err != nil {
 		t.Fatal(err)
@@ -279,7 +280,7 @@ func TestBrowserReconnectsAfterRestart(t *testing.T) {
 	jsPoll(t, ctx, "streams live again", `document.querySelector('#conn').textContent === 'live'`)
 	t.Logf("live at %v", time.Since(t0))
 	// The tail is connected again once a line logged now shows up.
-	web := zerolog.New(hubWriter{hub: hub2, service: "web"})
+	web := hub2.logger(t, "web")
 	for i := 0; ; i++ {
 		marker := fmt.Sprintf("after-restart-%d", i)
 		web.Error().Msg(marker)
@@ -294,6 +295,43 @@ func TestBrowserReconnectsAfterRestart(t *testing.T) {
 		if !errors.Is(err, chromedp.ErrPollingTimeout) || time.Now().After(deadline.Add(10*time.Second)) {
 			t.Fatalf("tail after restart: %v", err)
 		}
+	}
+	jsErr.check(t)
+}
+
+// Off loopback, the printed URL (?token=) opens the page in a browser: the
+// token moves into a cookie that carries the page's streams.
+func TestBrowserWithToken(t *testing.T) {
+	ctx, jsErr := newBrowser(t)
+	s, hub := startServer(t, Config{Addr: "0.0.0.0:0"})
+	_, port, _ := net.SplitHostPort(s.Addr())
+	base := "http://127.0.0.1:" + port
+	run(t, ctx, "open page with token", chromedp.Navigate(base+"/?token="+s.Token()))
+	jsPoll(t, ctx, "streams live", `document.querySelector('#conn').textContent === 'live'`)
+	if loc := run(t, ctx, "location", chromedp.Evaluate[string](`location.href`)); loc != base+"/" {
+		t.Fatalf("page at %s, want the token out of the URL: %s/", loc, base)
+	}
+	web := hub.logger(t, "web")
+	for i := 0; ; i++ {
+		marker := fmt.Sprintf("with-token-%d", i)
+		web.Warn().Msg(marker)
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := chromedp.Run(pctx, chromedp.Poll[chromedp.Void](
+			fmt.Sprintf(`document.querySelector('#tail').textContent.includes(%q)`, marker),
+			chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(300*time.Millisecond)))
+		cancel()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, chromedp.ErrPollingTimeout) || i > 30 {
+			t.Fatalf("tail with token: %v", err)
+		}
+	}
+	// Without the cookie (a fresh browser), the page is refused.
+	ctx2, _ := newBrowser(t)
+	resp := run(t, ctx2, "open without token", chromedp.NavigateResponse(base+"/"))
+	if resp.Status != http.StatusUnauthorized {
+		t.Fatalf("page without token: %d, want 401", resp.Status)
 	}
 	jsErr.check(t)
 }

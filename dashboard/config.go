@@ -47,6 +47,10 @@ type Config struct {
 	// GraphPeriod is the sampling period of the live graphs. Default 100 ms.
 	GraphPeriod time.Duration
 
+	// GraphWindow is the span each rate is measured over, sliding with
+	// every sample. Default 1 s.
+	GraphWindow time.Duration
+
 	// GraphPoints is how many samples the graphs keep (a new page gets
 	// them all at once). Default 600 (one minute at 100 ms).
 	GraphPoints int
@@ -83,6 +87,7 @@ func DefaultConfig() Config {
 		MaxIngest:      4,
 		Heartbeat:      15 * time.Second,
 		GraphPeriod:    100 * time.Millisecond,
+		GraphWindow:    time.Second,
 		GraphPoints:    600,
 		StatusPeriod:   time.Second,
 		DefaultService: "http",
@@ -113,6 +118,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.GraphPeriod <= 0 {
 		c.GraphPeriod = d.GraphPeriod
+	}
+	if c.GraphWindow <= 0 {
+		c.GraphWindow = d.GraphWindow
 	}
 	if c.GraphPoints <= 0 {
 		c.GraphPoints = d.GraphPoints

@@ -17,14 +17,16 @@ type sample struct {
 
 // graph turns the log source's cumulative counters into rates on each tick,
 // keeps the last points for new pages, and fans samples out to the open
-// graph streams through bounded queues.
+// graph streams through bounded queues. Each rate is taken over a sliding
+// window (default 1 s) ending at the tick, so bursts do not alias into
+// spikes at 100 ms sampling while the graph still moves on every tick.
 type graph struct {
 	mu      sync.Mutex
 	ring    []sample
 	next    int  // ring index of the next sample
 	full    bool // the ring has wrapped
-	prev    LogStats
-	prevAt  time.Time
+	window  time.Duration
+	base    []statsAt // counters of the last window, oldest first
 	subs    map[*graphSub]struct{}
 	bufSize int
 	closed  bool
@@ -35,29 +37,39 @@ type graphSub struct {
 	dropped atomic.Uint64
 }
 
-func newGraph(points, bufSize int) *graph {
-	return &graph{ring: make([]sample, points), subs: map[*graphSub]struct{}{}, bufSize: bufSize}
+type statsAt struct {
+	at time.Time
+	st LogStats
+}
+
+func newGraph(points, bufSize int, window time.Duration) *graph {
+	return &graph{ring: make([]sample, points), subs: map[*graphSub]struct{}{}, bufSize: bufSize, window: window}
 }
 
 // sample records the rates since the previous call.
 func (g *graph) sample(at time.Time, st LogStats) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.prevAt.IsZero() || !at.After(g.prevAt) {
-		if g.prevAt.IsZero() {
-			g.prev, g.prevAt = st, at
-		}
-		return
+	if n := len(g.base); n > 0 && !at.After(g.base[n-1].at) {
+		return // a tick out of order (clock step): skip it
 	}
-	dt := at.Sub(g.prevAt).Seconds()
+	g.base = append(g.base, statsAt{at, st})
+	// Keep as base the newest counters at least a window old.
+	for len(g.base) > 2 && !g.base[1].at.After(at.Add(-g.window)) {
+		g.base = g.base[1:]
+	}
+	if len(g.base) < 2 {
+		return // the first call is only a baseline
+	}
+	prev := g.base[0]
+	dt := at.Sub(prev.at).Seconds()
 	sm := sample{T: float64(at.UnixMilli()) / 1000, Levels: make([]float64, len(Levels)), Nodes: make(map[string]float64, len(st.Nodes))}
 	for i, l := range Levels {
-		sm.Levels[i] = rate(st.Levels[l].In, g.prev.Levels[l].In, dt)
+		sm.Levels[i] = rate(st.Levels[l].In, prev.st.Levels[l].In, dt)
 	}
 	for n, c := range st.Nodes {
-		sm.Nodes[n] = rate(c, g.prev.Nodes[n], dt)
+		sm.Nodes[n] = rate(c, prev.st.Nodes[n], dt)
 	}
-	g.prev, g.prevAt = st, at
 	g.ring[g.next] = sm
 	g.next = (g.next + 1) % len(g.ring)
 	g.full = g.full || g.next == 0
@@ -151,6 +163,8 @@ func (s *Server) handleGraph(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case <-r.Context().Done():
+			return
+		case <-s.ctx.Done(): // Close, also when Handler is served by the caller
 			return
 		case <-hb.C:
 			sw.heartbeat()

@@ -13,7 +13,7 @@ import (
 )
 
 func TestGraphRates(t *testing.T) {
-	g := newGraph(3, 4)
+	g := newGraph(3, 4, time.Second)
 	t0 := time.Unix(1000, 0)
 	g.sample(t0, LogStats{Levels: map[string]LevelStats{"info": {In: 10}}, Nodes: map[string]uint64{"a": 10}})
 	_, sub, _ := g.subscribe()
@@ -148,7 +148,9 @@ func TestMetrics(t *testing.T) {
 // Close ends open streams and leaves no goroutine behind.
 func TestCloseEndsStreamsNoLeak(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	hub := newStubHub("node-a")
+	// No capture: lumberjack leaves its mill goroutine running after Close.
+	hub := newTestHubCapture(t, "node-a", "")
+	defer hub.close() // before the leak check
 	s, err := New(Config{Addr: "127.0.0.1:0", Logs: hub, GraphPeriod: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -190,19 +192,38 @@ func TestNewNeedsLogSource(t *testing.T) {
 	if _, err := New(Config{}); err != ErrNoLogSource {
 		t.Fatalf("New without Logs: %v", err)
 	}
-	if _, err := New(Config{Logs: newStubHub("x"), Addr: "nonsense"}); err == nil {
+	if _, err := New(Config{Logs: newTestHub(t, "x"), Addr: "nonsense"}); err == nil {
 		t.Fatal("New with a bad address: no error")
 	}
 }
 
 func TestStartAddressInUse(t *testing.T) {
 	s, _ := startServer(t, Config{})
-	s2, err := New(Config{Logs: newStubHub("x"), Addr: s.Addr()})
+	s2, err := New(Config{Logs: newTestHub(t, "x"), Addr: s.Addr()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s2.Close()
 	if err := s2.Start(context.Background()); err == nil || !strings.Contains(err.Error(), s.Addr()) {
 		t.Fatalf("Start on a used port: %v", err)
+	}
+}
+
+// Rates slide over the window: a burst shows as a plateau, not a spike.
+func TestGraphWindowSmoothsBursts(t *testing.T) {
+	g := newGraph(100, 4, time.Second)
+	t0 := time.Unix(2000, 0)
+	var n uint64
+	for i := 0; i <= 30; i++ { // 100 ms ticks; 10 events arrive every 3rd tick
+		if i%3 == 0 {
+			n += 10
+		}
+		g.sample(t0.Add(time.Duration(i)*100*time.Millisecond), LogStats{Levels: map[string]LevelStats{"info": {In: n}}})
+	}
+	hist, _, _ := g.subscribe()
+	for _, s := range hist[10:] { // once a full window has passed
+		if s.Levels[2] < 30 || s.Levels[2] > 40 {
+			t.Fatalf("rate %.1f/s at %.1f, want about 33/s all along", s.Levels[2], s.T)
+		}
 	}
 }

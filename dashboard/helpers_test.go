@@ -11,13 +11,13 @@ import (
 	"time"
 )
 
-// startServer starts a dashboard on a free loopback port with a stub hub
+// startServer starts a dashboard on a free loopback port with a real logpub hub
 // (unless cfg.Logs is set) and closes it when the test ends.
-func startServer(t *testing.T, cfg Config) (*Server, *stubHub) {
+func startServer(t *testing.T, cfg Config) (*Server, *testHub) {
 	t.Helper()
-	var hub *stubHub
+	var hub *testHub
 	if cfg.Logs == nil {
-		hub = newStubHub("node-a")
+		hub = newTestHub(t, "node-a")
 		cfg.Logs = hub
 	}
 	if cfg.Addr == "" {

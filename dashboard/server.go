@@ -88,7 +88,7 @@ func New(cfg Config) (*Server, error) {
 		log:    cfg.Logger,
 		token:  token,
 		mux:    http.NewServeMux(),
-		graph:  newGraph(cfg.GraphPoints, cfg.ClientBuffer),
+		graph:  newGraph(cfg.GraphPoints, cfg.ClientBuffer, cfg.GraphWindow),
 		reg:    prometheus.NewRegistry(),
 		ctx:    ctx,
 		cancel: cancel,
@@ -118,7 +118,8 @@ func (s *Server) routes() {
 }
 
 // Handler returns the dashboard's HTTP handler, token check included, for
-// callers that serve it themselves. Streams end when the Server is closed.
+// callers that serve it themselves (Start serves it on Config.Addr). Streams
+// end when the Server is closed; the graphs sample only after Start.
 func (s *Server) Handler() http.Handler { return s.authorize(s.mux) }
 
 // Token returns the bearer token clients must present, or "" when none is
@@ -166,8 +167,7 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
-// startGraph subscribes the graph sampler to the tick source. It is also
-// used by tests that serve Handler without Start.
+// startGraph subscribes the graph sampler to the tick source.
 func (s *Server) startGraph() {
 	ticks := make(chan Tick, 1)
 	cancel := s.cfg.Ticks.SubscribeTicks(s.cfg.GraphPeriod, func(t Tick) {

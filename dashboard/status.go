@@ -32,6 +32,9 @@ func (s *Server) peers() []mesh.PeerInfo {
 		return nil
 	}
 	ps := s.cfg.Peers.Peers()
+	if ps == nil {
+		ps = []mesh.PeerInfo{} // a mesh with no peers, not "no mesh"
+	}
 	slices.SortFunc(ps, func(a, b mesh.PeerInfo) int { return strings.Compare(a.Name, b.Name) })
 	return ps
 }
@@ -56,7 +59,10 @@ func (s *Server) batches() []Batch {
 	if s.cfg.Batches == nil {
 		return nil
 	}
-	return s.cfg.Batches.Batches()
+	if bs := s.cfg.Batches.Batches(); bs != nil {
+		return bs
+	}
+	return []Batch{}
 }
 
 func (s *Server) status() status {
@@ -93,6 +99,8 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		}
 		select {
 		case <-r.Context().Done():
+			return
+		case <-s.ctx.Done(): // Close, also when Handler is served by the caller
 			return
 		case <-t.C:
 		}

@@ -124,6 +124,8 @@ func (s *Server) streamSSE(w http.ResponseWriter, r *http.Request, c *streamClie
 		select {
 		case <-r.Context().Done():
 			return
+		case <-s.ctx.Done(): // Close, also when Handler is served by the caller
+			return
 		case <-hb.C:
 			sw.heartbeat()
 		case e := <-c.ch:
@@ -166,6 +168,8 @@ func (s *Server) streamNDJSON(w http.ResponseWriter, r *http.Request, c *streamC
 	for {
 		select {
 		case <-r.Context().Done():
+			return
+		case <-s.ctx.Done(): // Close, also when Handler is served by the caller
 			return
 		case e := <-c.ch:
 			for n := 0; ; n++ {

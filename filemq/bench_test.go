@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -25,11 +26,16 @@ func BenchmarkShip1GiB(b *testing.B) {
 	src := fastDir(b)
 	file := filepath.Join(src, "big.bin")
 	writeRandom(b, file, benchSize, 1)
-	var tcpTime, hashTime, sendTime time.Duration
+	var tcpTime, hashTime, sendTime, tcpCPU, fmqCPU time.Duration
 	var peak uint64
 	for i := 0; i < b.N; i++ {
+		c0 := cpuTime()
 		tcpTime += rawCopy(b, file, filepath.Join(fastDir(b), "copy"))
+		c1 := cpuTime()
 		h, d, p := shipOnce(b, src)
+		c2 := cpuTime()
+		tcpCPU += c1 - c0
+		fmqCPU += c2 - c1
 		hashTime += h
 		sendTime += d
 		peak = max(peak, p)
@@ -42,9 +48,20 @@ func BenchmarkShip1GiB(b *testing.B) {
 	b.ReportMetric(sendRate/tcpRate, "ratio")
 	b.ReportMetric(e2eRate/tcpRate, "ratio-with-hash")
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+	// CPU seconds per GiB (this process: both ends), which depends less
+	// on the load of a shared machine than wall time does.
+	b.ReportMetric(tcpCPU.Seconds()/float64(b.N), "tcp-cpu-s")
+	b.ReportMetric(fmqCPU.Seconds()/float64(b.N), "filemq-cpu-s")
 }
 
 // rawCopy sends file over a TCP connection on loopback into dst.
+// cpuTime is the user+system CPU time of this process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 func rawCopy(b *testing.B, file, dst string) time.Duration {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	mustNot(b, err)

@@ -108,10 +108,12 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Client{
+	c := &Client{
 		cfg: cfg, log: cfg.Logger, in: in, ctx: ctx, cancel: cancel,
 		events: make(chan Event, 1024), subCh: make(chan struct{}, 1),
-	}, nil
+	}
+	c.stats.HeldFiles = len(in.held)
+	return c, nil
 }
 
 // Events returns the client's events. It is closed by Close. Events are

@@ -42,7 +42,7 @@ func TestCreditBound(t *testing.T) {
 	}
 	st, err := s.Stats()
 	mustNot(t, err)
-	if cs := st.Clients[0]; cs.Sent != grant || cs.Granted != grant || cs.Credit != 0 {
+	if cs := st.Clients[0]; cs.Sent != grant || cs.Granted != grant || cs.Credit != 0 || cs.InFlight != grant {
 		t.Fatalf("server view: %+v", cs)
 	}
 

@@ -121,6 +121,7 @@ func waitLine(t *testing.T, lines <-chan string, prefix string, d time.Duration)
 // the link down in the middle of a large file, brings it back, and checks
 // that the transfer completes byte for byte.
 func TestNetworkCut(t *testing.T) {
+	t.Parallel() // mostly waits on a rate-limited link
 	h := newNetHosts(t)
 	src, inbox := fastDir(t), fastDir(t)
 	for i := range 10 {

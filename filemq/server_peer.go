@@ -1,6 +1,7 @@
 package filemq
 
 import (
+	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -32,7 +33,9 @@ type peer struct {
 	id       []byte
 	name     string // X-CLIENT option, if the client sent one
 	subs     []string
+	caches   map[string]map[string]string // per subscription: the ICANHAZ cache
 	credit   int64
+	window   int64 // the first grant: the client's credit window
 	granted  uint64
 	sent     uint64
 	seq      uint64
@@ -161,8 +164,12 @@ func (s *Server) restartSocket() {
 		sock, err := bindRouter(s.ctx, s.endpoint)
 		if err == nil {
 			s.sockMu.Lock()
+			defer s.sockMu.Unlock()
+			if s.ctx.Err() != nil { // Close ran meanwhile and closed the old socket
+				sock.Close()
+				return
+			}
 			s.sock = sock
-			s.sockMu.Unlock()
 			s.wg.Add(1)
 			go s.readLoop(sock)
 			return
@@ -254,6 +261,9 @@ func (s *Server) handle(zm zmq4.Msg) {
 			s.reject(id, fmt.Sprintf("NOM: credit %d exceeds %d", m.Credit, int64(maxCredit)))
 			return
 		}
+		if p.granted == 0 {
+			p.window = int64(m.Credit)
+		}
 		p.credit += int64(m.Credit)
 		p.granted += m.Credit
 	default:
@@ -273,6 +283,10 @@ func containsString(list []string, s string) bool {
 // resync queues every published file under sub that the client's cache
 // does not show complete, from the cached offset for partial files.
 func (s *Server) resync(p *peer, sub string, cache map[string]string) {
+	if p.caches == nil {
+		p.caches = map[string]map[string]string{}
+	}
+	p.caches[sub] = cache
 	names := make([]string, 0, len(s.files))
 	for v := range s.files {
 		if pathMatches(sub, v) {
@@ -283,25 +297,51 @@ func (s *Server) resync(p *peer, sub string, cache map[string]string) {
 	for _, v := range names {
 		info := s.files[v]
 		p.dropJob(v, OpCreate)
-		held, ok := cache[v]
-		if !ok {
-			held = cache[strings.TrimPrefix(strings.TrimPrefix(v, sub), "/")]
+		if skip, offset := p.held(sub, info); !skip {
+			p.queue = append(p.queue, &job{op: OpCreate, info: info, offset: offset})
 		}
-		var offset int64
-		switch {
-		case held == cacheFull+info.sha:
-			continue
-		case strings.HasPrefix(held, cachePartial):
-			// partial:<offset>:<sha256>, valid only for the same version.
-			parts := strings.SplitN(strings.TrimPrefix(held, cachePartial), ":", 2)
-			if len(parts) == 2 && parts[1] == info.sha {
-				if off, err := strconv.ParseInt(parts[0], 10, 64); err == nil && off >= 0 && off <= info.size {
-					offset = off
-				}
+	}
+}
+
+// held looks info up in the cache the client sent with its ICANHAZ for
+// sub: whether it holds that version complete, or else the offset to resume
+// from. The entry is used once: later versions are sent in full.
+func (p *peer) held(sub string, info fileInfo) (skip bool, offset int64) {
+	cache := p.caches[sub]
+	key := info.vpath
+	v, ok := cache[key]
+	if !ok {
+		key = strings.TrimPrefix(strings.TrimPrefix(info.vpath, sub), "/")
+		v = cache[key]
+	}
+	switch {
+	case v == "":
+		return false, 0
+	case v == cacheFull+info.sha:
+		delete(cache, key)
+		return true, 0
+	case strings.HasPrefix(v, cachePartial):
+		// partial:<offset>:<sha256>, valid only for the same version.
+		parts := strings.SplitN(strings.TrimPrefix(v, cachePartial), ":", 2)
+		if len(parts) == 2 && parts[1] == info.sha {
+			if off, err := strconv.ParseInt(parts[0], 10, 64); err == nil && off >= 0 && off <= info.size {
+				delete(cache, key)
+				return false, off
 			}
 		}
-		p.queue = append(p.queue, &job{op: OpCreate, info: info, offset: offset})
 	}
+	return false, 0
+}
+
+// heldAny is held for the most specific subscription covering info.
+func (p *peer) heldAny(info fileInfo) (skip bool, offset int64) {
+	best := ""
+	for _, sub := range p.subs {
+		if pathMatches(sub, info.vpath) && len(sub) > len(best) {
+			best = sub
+		}
+	}
+	return p.held(best, info)
 }
 
 // apply records scan results and queues them for the clients that subscribe.
@@ -318,7 +358,16 @@ func (s *Server) apply(changes []change) {
 			}
 			p.dropJob(c.info.vpath, OpCreate)
 			p.dropJob(c.info.vpath, OpDelete)
-			p.queue = append(p.queue, &job{op: c.op, info: c.info})
+			var offset int64
+			if c.op == OpCreate {
+				// A file published after the ICANHAZ (a server that just
+				// started is still hashing) may be one the client holds.
+				var skip bool
+				if skip, offset = p.heldAny(c.info); skip {
+					continue
+				}
+			}
+			p.queue = append(p.queue, &job{op: c.op, info: c.info, offset: offset})
 		}
 	}
 }
@@ -358,7 +407,7 @@ func (s *Server) headers(info *fileInfo, chunk []byte) map[string]string {
 	return map[string]string{
 		hdrSHA256: info.sha,
 		hdrSize:   strconv.FormatInt(info.size, 10),
-		hdrCRC32C: strconv.FormatUint(uint64(crc32.Checksum(chunk, castagnoli)), 16),
+		hdrCRC32C: crcHeader(chunk),
 	}
 }
 
@@ -402,25 +451,43 @@ func (s *Server) sendOne(p *peer) bool {
 	return s.sendChunk(p, j, n)
 }
 
-// sendChunk reads n bytes of the job's file and sends them.
+// sendChunk reads n bytes of the job's file straight into the frame after
+// room for the command's header: the header's length is known beforehand
+// because the CRC header has a fixed width (8 hex digits).
 func (s *Server) sendChunk(p *peer, j *job, n int64) bool {
-	if int64(cap(s.chunk)) < n {
-		s.chunk = make([]byte, s.cfg.ChunkSize)
+	m := Msg{Cmd: CmdCHEEZBURGER, Sequence: p.seq + 1, Operation: OpCreate, Filename: j.info.vpath,
+		Offset: uint64(j.offset), Headers: s.headers(&j.info, nil)}
+	head, err := m.Encode(s.buf[:0])
+	if err != nil {
+		p.closeCur()
+		return true
 	}
-	data := s.chunk[:n]
-	if _, err := j.f.ReadAt(data, j.offset); err != nil {
+	hl := len(head)
+	if cap(head) < hl+int(n) {
+		head = append(make([]byte, 0, hl+s.cfg.ChunkSize), head...)
+	}
+	b := head[:hl+int(n)]
+	if _, err := j.f.ReadAt(b[hl:], j.offset); err != nil {
 		if err != io.EOF {
 			s.log.Warn().Err(err).Str("file", j.info.local).Msg("filemq: read chunk")
 		}
 		p.closeCur() // unreadable, or shrank since hashed: the next scan republishes it
 		return true
 	}
+	m.Headers[hdrCRC32C] = crcHeader(b[hl:])
+	if _, err := m.Encode(b[:0]); err != nil { // same length: rewrites the header in place
+		p.closeCur()
+		return true
+	}
+	binary.BigEndian.PutUint32(b[hl-4:hl], uint32(n))
+	s.buf = b
 	p.seq++
-	s.send(p.id, &Msg{Cmd: CmdCHEEZBURGER, Sequence: p.seq, Operation: OpCreate, Filename: j.info.vpath,
-		Offset: uint64(j.offset), Headers: s.headers(&j.info, data), Chunk: data})
+	s.sendFrame(p.id, b)
 	j.offset += n
 	p.credit -= n
 	p.sent += uint64(n)
 	p.bytes += uint64(n)
 	return true
 }
+
+func crcHeader(chunk []byte) string { return fmt.Sprintf("%08x", crc32.Checksum(chunk, castagnoli)) }

@@ -10,6 +10,7 @@ type ClientShipping struct {
 	Granted       uint64   `json:"granted"`       // credit granted in total (bytes)
 	Sent          uint64   `json:"sent"`          // file bytes sent in total; never above Granted
 	Credit        int64    `json:"credit"`        // credit left
+	InFlight      int64    `json:"in_flight"`     // bytes sent whose credit the client has not granted back (window − credit left)
 	ShippedFiles  uint64   `json:"shipped_files"` // files sent to the end
 	PendingFiles  int      `json:"pending_files"` // queued, not started
 	PendingBytes  int64    `json:"pending_bytes"` // bytes still to send, current file included
@@ -47,7 +48,7 @@ func (s *Server) stats() ServerStats {
 		c := ClientShipping{
 			ID: hexID(p.id), Name: p.name, Subscriptions: append([]string(nil), p.subs...),
 			Granted: p.granted, Sent: p.sent, Credit: p.credit, ShippedFiles: p.files,
-			PendingFiles: len(p.queue),
+			PendingFiles: len(p.queue), InFlight: max(p.window-p.credit, 0),
 		}
 		for _, j := range p.queue {
 			if j.op == OpCreate {

@@ -38,7 +38,11 @@ func TestShipTree(t *testing.T) {
 	writeRandom(t, filepath.Join(src, "big/archive.bin"), big, 999)
 	want := treeHashes(t, src)
 
-	s := testServer(t)
+	cfg := DefaultServerConfig() // 1 MiB chunks, as in production
+	cfg.PollInterval, cfg.StableAge, cfg.Logger = 50*time.Millisecond, 0, testLogger(t)
+	s, err := NewServer(cfg)
+	mustNot(t, err)
+	defer s.Close()
 	mustNot(t, s.Publish(src, "/"))
 	c := testClient(t, inbox)
 	mustNot(t, c.Subscribe("/"))
@@ -61,6 +65,14 @@ func TestShipTree(t *testing.T) {
 	if !cs.Connected || cs.Rejected != 0 || cs.Corrupt != 0 {
 		t.Fatalf("client stats: %+v", cs)
 	}
+	// Clean goodbye: Close sends KTHXBAI and the server forgets the client
+	// at once, long before its 30 s timeout.
+	mustNot(t, c.Close())
+	waitFor(t, 5*time.Second, "the server to drop the client", func() bool {
+		st, err := s.Stats()
+		mustNot(t, err)
+		return len(st.Clients) == 0
+	})
 }
 
 // TestSubscriptionFilteredAtServer checks that only files under the
@@ -88,6 +100,13 @@ func TestSubscriptionFilteredAtServer(t *testing.T) {
 	}
 	if rb := c.Stats().ReceivedBytes; rb != 1010 {
 		t.Fatalf("client received %d chunk bytes, want 1010 (only the subscribed files)", rb)
+	}
+	// A subscription added while connected resyncs its path at once.
+	mustNot(t, c.Subscribe("/logs/b"))
+	waitFor(t, 10*time.Second, "the files of /logs/b", func() bool { return len(treeHashes(t, inbox)) == 4 })
+	got = treeHashes(t, inbox)
+	if _, ok := got["two"]; !ok {
+		t.Fatalf("inbox holds %s", relNames(got))
 	}
 }
 

@@ -47,11 +47,16 @@ type CollectorStats struct {
 	Duplicates int64     `json:"duplicates"`
 	Malformed  int64     `json:"malformed"`
 	Resends    int64     `json:"resends"` // RESEND requests sent
+	Dropped    int64     `json:"dropped"` // results dropped before START, asked for again later
 	Lines      int64     `json:"lines"`
 	Bad        int64     `json:"bad"`
 	Started    time.Time `json:"started"`
 	Done       bool      `json:"done"`
 }
+
+// maxPendingBeforeStart bounds the results held before START tells the
+// batch's size.
+const maxPendingBeforeStart = 1024
 
 // Collector receives the results of one batch from the workers, writes
 // them out in task order, drops duplicates by task number, and asks the
@@ -241,6 +246,10 @@ func (c *Collector) result(m *Message) {
 	}
 	if (c.n != 0 && m.Index >= c.n) || m.Index >= MaxTasks {
 		c.stats.Malformed++
+		return
+	}
+	if c.n == 0 && len(c.pending) >= maxPendingBeforeStart {
+		c.stats.Dropped++ // the size is unknown until START: hold a bounded number
 		return
 	}
 	c.pending[m.Index] = m

@@ -86,17 +86,30 @@ func appendKeyPart(dst []byte, name string, raw []byte) []byte {
 	if raw == nil || string(raw) == "null" {
 		return binary.BigEndian.AppendUint16(dst, missingValue)
 	}
-	var s string
-	if name == "minute" {
-		s = minuteOf(raw)
-	} else {
-		s = textValue(raw)
+	var v []byte
+	switch {
+	case name == "minute":
+		v = appendMinute(nil, raw)
+	case len(raw) >= 2 && raw[0] == '"' && !hasByte(raw, '\\'):
+		v = raw[1 : len(raw)-1] // a plain string: no need to decode
+	default:
+		v = []byte(textValue(raw))
 	}
-	if len(s) >= missingValue {
-		s = s[:missingValue-1]
+	if len(v) >= missingValue {
+		v = v[:missingValue-1]
 	}
-	dst = binary.BigEndian.AppendUint16(dst, uint16(len(s)))
-	return append(dst, s...)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(v)))
+	return append(dst, v...)
+}
+
+// appendMinute appends minuteOf(raw), without allocating for the common
+// zerolog UTC time ("2026-11-27T04:36:07Z", fractions allowed).
+func appendMinute(dst, raw []byte) []byte {
+	if n := len(raw); n >= 19 && raw[0] == '"' && raw[n-2] == 'Z' && raw[11] == 'T' && raw[14] == ':' && !hasByte(raw, '\\') {
+		dst = append(dst, raw[1:17]...)
+		return append(dst, 'Z')
+	}
+	return append(dst, minuteOf(raw)...)
 }
 
 // minuteOf turns a zerolog time (RFC 3339 string, or Unix seconds or

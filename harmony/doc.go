@@ -18,7 +18,9 @@
 //     after ResendTimeout (everything after the last response if END has
 //     not come). A restarted collector resumes from Committed().
 //   - Job is a parsed processor spec ("filter level>=warn service=api",
-//     "count-by level,service,minute"); RegisterProcessor adds new ones.
+//     "count-by level,service,minute", "convert logfmt time,level,message");
+//     RegisterProcessor adds new ones: a Job processes one task's lines on a
+//     worker, its Merger combines the results in task order.
 //   - RunLocal runs a batch in one process: the reference output.
 //
 // Example:

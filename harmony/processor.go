@@ -71,11 +71,12 @@ func Processors() []string {
 func init() {
 	RegisterProcessor("filter", parseFilter)
 	RegisterProcessor("count-by", parseCountBy)
+	RegisterProcessor("convert", parseConvert)
 }
 
 // ParseSpec parses a processor spec: a processor name and its arguments,
-// e.g. "filter level>=warn service=api msg~timeout" or
-// "count-by level,service,minute".
+// e.g. "filter level>=warn service=api msg~timeout",
+// "count-by level,service,minute" or "convert logfmt time,level,message".
 func ParseSpec(spec string) (Job, error) {
 	name, args, _ := strings.Cut(strings.TrimSpace(spec), " ")
 	registryMu.RLock()

@@ -115,9 +115,30 @@ func TestCountByMergeIsOrderFree(t *testing.T) {
 	}
 }
 
+func TestConvertLogfmt(t *testing.T) {
+	input := `{"level":"warn","service":"api","message":"slow request","n":3,"ok":true,"tags":["a"]}
+{"level":"info","message":"say \"hi\"","empty":""}
+oops
+`
+	got, bad := runSpec(t, "convert logfmt", input)
+	want := `level=warn service=api message="slow request" n=3 ok=true tags="[\"a\"]"
+level=info message="say \"hi\"" empty=""
+`
+	if got != want {
+		t.Errorf("convert logfmt:\n got %q\nwant %q", got, want)
+	}
+	if len(bad) != 1 || bad[0] != 2 {
+		t.Errorf("bad lines %v, want [2]", bad)
+	}
+	got, _ = runSpec(t, "convert logfmt message,level", input)
+	if want := "message=\"slow request\" level=warn\nmessage=\"say \\\"hi\\\"\" level=info\n"; got != want {
+		t.Errorf("convert logfmt message,level:\n got %q\nwant %q", got, want)
+	}
+}
+
 func TestParseSpecErrors(t *testing.T) {
 	for _, spec := range []string{"", "nope x", "filter level>=loud", "filter service>=api",
-		"filter msg~(", "filter =x", `filter msg~"open`, "count-by", "count-by a,,b"} {
+		"filter msg~(", "filter =x", `filter msg~"open`, "count-by", "count-by a,,b", "convert", "convert yaml", "convert logfmt a,,b"} {
 		if _, err := ParseSpec(spec); !errors.Is(err, ErrBadSpec) {
 			t.Errorf("%q: %v, want ErrBadSpec", spec, err)
 		}

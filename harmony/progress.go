@@ -9,7 +9,8 @@ import (
 	"github.com/google/uuid"
 )
 
-func newID() BatchID { return BatchID(uuid.New()) }
+// NewBatchID returns a new random batch id.
+func NewBatchID() BatchID { return BatchID(uuid.New()) }
 
 // Progress is a batch's progress, for a progress bar or the dashboard.
 type Progress struct {

@@ -11,6 +11,8 @@ import (
 
 // RunConfig configures Run: one batch driven from this process.
 type RunConfig struct {
+	// Batch names the batch (zero: a new random id).
+	Batch   BatchID
 	Job     Job
 	Tasks   []Task
 	Out     io.Writer
@@ -38,7 +40,10 @@ func Run(ctx context.Context, cfg RunConfig) (Report, error) {
 	if len(cfg.Tasks) == 0 {
 		return Report{}, cfg.Job.NewMerger(cfg.Out).Close()
 	}
-	id := newID()
+	id := cfg.Batch
+	if id == (BatchID{}) {
+		id = NewBatchID()
+	}
 	c, err := NewCollector(CollectorConfig{Endpoint: cfg.CollectorEndpoint, AdvertiseHost: cfg.AdvertiseHost,
 		Batch: id, Job: cfg.Job, Out: cfg.Out, ResendTimeout: cfg.ResendTimeout, Log: cfg.Log})
 	if err != nil {

@@ -94,10 +94,10 @@ func (c *capture) file(key string) *capFile {
 	f = &capFile{key: key, lj: &lumberjack.Logger{
 		Filename: name,
 		// lumberjack never rotates by itself: size and time rotation are
-		// driven here so that every rotation is known and announced.
-		MaxSize:    1 << 30,
-		MaxBackups: c.cfg.MaxBackups,
-		MaxAge:     c.cfg.MaxAge,
+		// driven here so that every rotation is known and announced. Nor
+		// does it prune: its pruning runs beside our compression and could
+		// be undone by it, so the compressor prunes after each archive.
+		MaxSize: 1 << 30,
 	}}
 	if fi, err := os.Stat(name); err == nil {
 		f.size = fi.Size()
@@ -275,8 +275,33 @@ func (c *capture) compressor() {
 			}
 			continue
 		}
-		if c.cfg.OnArchive != nil {
+		c.prune(keyOfBackup(p))
+		if _, err := os.Stat(out); err == nil && c.cfg.OnArchive != nil {
 			c.cfg.OnArchive(out, keyOfBackup(out))
+		}
+	}
+}
+
+// prune removes the rotated files of key beyond MaxBackups (oldest first)
+// and those older than MaxAge days, by the time in their names.
+func (c *capture) prune(key string) {
+	if c.cfg.MaxBackups <= 0 && c.cfg.MaxAge <= 0 {
+		return
+	}
+	_, all := c.backups(key)
+	cutoff := time.Now().Add(-time.Duration(c.cfg.MaxAge) * 24 * time.Hour)
+	for i, p := range all {
+		old := c.cfg.MaxBackups > 0 && len(all)-i > c.cfg.MaxBackups
+		if !old && c.cfg.MaxAge > 0 {
+			base := strings.TrimSuffix(strings.TrimSuffix(filepath.Base(p), ".gz"), ".log")
+			if t, err := time.Parse("2006-01-02T15-04-05.000", base[len(base)-len("2006-01-02T15-04-05.000"):]); err == nil && t.Before(cutoff) {
+				old = true
+			}
+		}
+		if old {
+			os.Remove(p)
+			os.Remove(strings.TrimSuffix(p, ".gz") + ".gz") // the twin, if both exist
+			os.Remove(strings.TrimSuffix(p, ".gz"))
 		}
 	}
 }

@@ -36,6 +36,9 @@ type HubConfig struct {
 	// subscriber; beyond that its events are dropped (a sequence gap).
 	SubQueueEvents int
 	SubQueueBytes  int
+	// MaxSubscribers bounds the concurrent subscriptions (each may hold
+	// SubQueueBytes); more are refused and counted. Default 256.
+	MaxSubscribers int
 	// WriteTimeout disconnects a peer whose socket accepted nothing for
 	// this long.
 	WriteTimeout time.Duration
@@ -59,6 +62,7 @@ func DefaultHubConfig() HubConfig {
 		RingBytes:      16 << 20,
 		SubQueueEvents: 65536,
 		SubQueueBytes:  16 << 20,
+		MaxSubscribers: 256,
 		WriteTimeout:   30 * time.Second,
 		Log:            zerolog.Nop(),
 	}
@@ -74,6 +78,7 @@ type HubStats struct {
 	BadFrames       uint64            // malformed frames; the connection was closed
 	Delivered       uint64            // events handed to subscribers
 	SubscriberDrops uint64            // events a slow subscriber lost
+	Refused         uint64            // subscriptions refused over MaxSubscribers
 	Archives        uint64            // completed archives
 	Writers         int               // connected writers
 	Subscribers     int               // current subscriptions
@@ -95,12 +100,13 @@ type Hub struct {
 	ring    *ring
 	capt    *capture
 	subs    map[*hubSub]struct{}
+	active  int // subscriptions running, live or history-only
 	sources map[uint64]*source
 	capBuf  []byte
 	byLevel [9]uint64
 
 	received, captured, captureErrors, duplicates, rejected, badFrames atomic.Uint64
-	delivered, subDrops, archives                                      atomic.Uint64
+	delivered, subDrops, archives, refused                             atomic.Uint64
 
 	writerL, pubL   net.Listener
 	writerEP, pubEP string
@@ -133,6 +139,9 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 30 * time.Second
+	}
+	if cfg.MaxSubscribers <= 0 {
+		cfg.MaxSubscribers = 256
 	}
 	h := &Hub{
 		cfg:     cfg,
@@ -242,6 +251,7 @@ func (h *Hub) Stats() HubStats {
 		BadFrames:       h.badFrames.Load(),
 		Delivered:       h.delivered.Load(),
 		SubscriberDrops: h.subDrops.Load(),
+		Refused:         h.refused.Load(),
 		Archives:        h.archives.Load(),
 		ByLevel:         map[string]uint64{},
 	}

@@ -1,9 +1,14 @@
 package logpub
 
 import (
+	"errors"
 	"sync"
 	"time"
 )
+
+// ErrTooManySubscribers is returned when a Hub has MaxSubscribers
+// subscriptions already.
+var ErrTooManySubscribers = errors.New("logpub: too many subscribers")
 
 // qent is one event queued for one subscriber, with its stream sequence.
 type qent struct {
@@ -65,6 +70,13 @@ func (h *Hub) subscribe(req subscribeReq, out subOut, onExit func()) (*hubSub, e
 		h.mu.Unlock()
 		return nil, ErrClosed
 	}
+	if h.active >= h.cfg.MaxSubscribers {
+		h.mu.Unlock()
+		h.refused.Add(1)
+		h.log.Warn().Int("max", h.cfg.MaxSubscribers).Msg("subscription refused: too many subscribers")
+		return nil, ErrTooManySubscribers
+	}
+	h.active++
 	if req.Since != 0 && s.nodeMatch {
 		s.since = time.Unix(0, req.Since)
 		s.snapshotLocked()
@@ -156,6 +168,7 @@ func (s *hubSub) run() {
 	defer func() {
 		s.h.mu.Lock()
 		delete(s.h.subs, s)
+		s.h.active--
 		s.h.mu.Unlock()
 		for _, f := range s.files {
 			f.close()

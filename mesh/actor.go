@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/logmesh/logmesh/curve"
 	"github.com/rs/zerolog"
 )
 
@@ -83,8 +84,10 @@ func (a *actor) run(inbox <-chan inbound) {
 		select {
 		case f := <-a.n.cmds:
 			f(a)
+			a.drainCommands()
 		case in := <-inbox:
 			a.onMessage(in)
+			a.drainInbox(inbox)
 		case h := <-a.heard:
 			a.onBeacon(h)
 		case t := <-gossipIn:
@@ -95,6 +98,32 @@ func (a *actor) run(inbox <-chan inbound) {
 			a.reap(time.Now())
 		case <-a.n.quit:
 			a.stop()
+			return
+		}
+	}
+}
+
+// drainInbox handles messages already waiting with cheap non-blocking
+// receives instead of a full select each, a bounded number at a time.
+func (a *actor) drainInbox(inbox <-chan inbound) {
+	for range 64 {
+		select {
+		case in := <-inbox:
+			a.onMessage(in)
+		default:
+			return
+		}
+	}
+}
+
+// drainCommands runs the commands already queued (bursts of Whisper and
+// Shout), a bounded number at a time so the other inputs are not starved.
+func (a *actor) drainCommands() {
+	for range 64 {
+		select {
+		case f := <-a.n.cmds:
+			f(a)
+		default:
 			return
 		}
 	}
@@ -112,11 +141,16 @@ func (a *actor) stop() {
 }
 
 func (a *actor) sendBeacon(port uint16) {
-	if err := a.beacons.send(beacon{ID: a.id, Port: port}.encode()); err != nil {
+	b := beacon{ID: a.id, Port: port}
+	if c := a.n.cfg.Curve; c != nil {
+		b.HasKey, b.Key = true, c.Keys.Public // version 3, as Zyre with CURVE
+	}
+	pkt := b.encode()
+	if err := a.beacons.send(pkt); err != nil {
 		a.log.Debug().Err(err).Msg("mesh: send beacon")
 		return
 	}
-	a.n.stats.bytesOut.Add(beaconSize)
+	a.n.stats.bytesOut.Add(uint64(len(pkt)))
 }
 
 func (a *actor) emit(ev Event) {
@@ -137,6 +171,9 @@ func (a *actor) onBeacon(h heard) {
 		return
 	}
 	p := a.peers[b.ID]
+	if p != nil && p.key != nil && (!b.HasKey || *p.key != b.Key) {
+		return // not from the peer we know: no sign of its life
+	}
 	if b.Port == 0 {
 		if p != nil {
 			a.removePeer(p, "left")
@@ -144,19 +181,24 @@ func (a *actor) onBeacon(h heard) {
 		return
 	}
 	if p == nil {
+		key := keyOf(b)
+		if !a.admit(b.ID, key, &net.UDPAddr{IP: h.from}, "beacon") {
+			return
+		}
 		ep := "tcp://" + net.JoinHostPort(h.from.String(), strconv.Itoa(int(b.Port)))
-		p = a.requirePeer(b.ID, ep)
+		p = a.requirePeer(b.ID, ep, key)
 	}
 	// Beacons show life, as in Pyre: peers we hear need no PING.
 	a.touch(p)
 }
 
 // requirePeer creates a peer, connects its outbox and sends HELLO.
-func (a *actor) requirePeer(id uuid.UUID, endpoint string) *peer {
+func (a *actor) requirePeer(id uuid.UUID, endpoint string, key *curve.PublicKey) *peer {
 	now := time.Now()
-	p := &peer{id: id, endpoint: endpoint, groups: map[string]bool{}, lastSeen: now}
+	p := &peer{id: id, endpoint: endpoint, key: key, groups: map[string]bool{}, lastSeen: now}
 	cfg := &a.n.cfg
-	p.out = startOutbox(a.n.ctx, &a.n.wg, endpoint, a.identity, cfg.SendQueue, cfg.ExpiredTimeout, a.log, &a.n.stats)
+	p.out = startOutbox(a.n.ctx, &a.n.wg, dealer{endpoint: endpoint, identity: a.identity, queue: cfg.SendQueue,
+		writeTimeout: cfg.ExpiredTimeout, sec: a.clientSecurity(key), log: a.log, stats: &a.n.stats})
 	a.peers[id] = p
 	a.touch(p)
 	a.send(p, &zreMsg{ID: msgHello, Endpoint: a.endpoint, Groups: slices.Sorted(maps.Keys(a.groups)),
@@ -165,11 +207,23 @@ func (a *actor) requirePeer(id uuid.UUID, endpoint string) *peer {
 	return p
 }
 
+// publishReady gives Node.Whisper a fresh copy of the set of entered peers.
+func (a *actor) publishReady() {
+	m := make(map[uuid.UUID]bool, len(a.peers))
+	for id, p := range a.peers {
+		if p.ready {
+			m[id] = true
+		}
+	}
+	a.n.ready.Store(&m)
+}
+
 // removePeer closes the peer's outbox and reports Exit if it had entered.
 func (a *actor) removePeer(p *peer, why string) {
 	p.out.close()
 	delete(a.peers, p.id)
 	if p.ready {
+		a.publishReady()
 		a.log.Debug().Str("peer", p.id.String()).Str("name", p.name).Str("why", why).Msg("mesh: peer exit")
 		a.emit(Event{Type: EventExit, Peer: p.id, Name: p.name})
 	}
@@ -201,6 +255,11 @@ func (a *actor) send(p *peer, m *zreMsg) {
 func (a *actor) onMessage(in inbound) {
 	m := in.msg
 	p := a.peers[in.from]
+	if p != nil && p.key != nil && (in.key == nil || *in.key != *p.key) {
+		a.n.stats.refused.Add(1)
+		a.log.Warn().Str("peer", in.from.String()).Msg("mesh: message under another CURVE key than the peer's, ignored")
+		return
+	}
 	if m.ID == msgHello {
 		if p != nil && p.ready {
 			// A second HELLO means the peer reset us: start over, as Zyre does.
@@ -208,7 +267,14 @@ func (a *actor) onMessage(in inbound) {
 			p = nil
 		}
 		if p == nil {
-			p = a.requirePeer(in.from, m.Endpoint)
+			// With CURVE the mailbox has already admitted in.key; the
+			// HELLO must not claim another one.
+			if h, ok := m.Headers[headerPublicKey]; ok && in.key != nil && h != in.key.String() {
+				a.n.stats.refused.Add(1)
+				a.log.Warn().Str("peer", in.from.String()).Msg("mesh: HELLO claims another key than its connection, ignored")
+				return
+			}
+			p = a.requirePeer(in.from, m.Endpoint, in.key)
 		}
 	} else if p == nil || !p.ready {
 		a.n.stats.ignored.Add(1)
@@ -219,7 +285,9 @@ func (a *actor) onMessage(in inbound) {
 	if m.ID == msgHello {
 		want = 1
 	}
-	if m.Sequence != want {
+	// Pyre counts modulo 65535 where Zyre and we wrap at 65536.
+	pyreWrap := want == 65535 && m.Sequence == 0
+	if m.Sequence != want && !pyreWrap {
 		a.n.stats.seqResets.Add(1)
 		a.log.Warn().Str("peer", p.id.String()).Uint16("got", m.Sequence).Uint16("want", want).
 			Msg("mesh: messages lost from peer, resetting it")
@@ -241,11 +309,14 @@ func (a *actor) onMessage(in inbound) {
 		a.onGroup(p, m)
 	case msgPing:
 		a.send(p, &zreMsg{ID: msgPingOK})
+	case msgGoodbye:
+		a.removePeer(p, "said GOODBYE")
 	}
 }
 
 func (a *actor) onHello(p *peer, m *zreMsg) {
 	p.ready = true
+	a.publishReady()
 	p.name = m.Name
 	p.headers = m.Headers
 	p.status = m.Status

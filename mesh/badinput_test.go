@@ -165,3 +165,24 @@ func TestBadInputIsCountedAndIgnored(t *testing.T) {
 		t.Fatalf("whisper = %q", ev.Frames)
 	}
 }
+
+// TestZyreDraftMessages: ELECT and LEADER are skipped without breaking the
+// sequence; GOODBYE makes the peer exit at once.
+func TestZyreDraftMessages(t *testing.T) {
+	a := startNode(t, meshtest.Config(t), nil)
+	zyre := uuid.New()
+	p := dialRaw(t, a.Endpoint(), append([]byte{1}, zyre[:]...))
+	p.send(t, zreHeader(1, 2, 1, helloBody("tcp://127.0.0.1:1", "zyre")...))
+	waitEvent(t, a, 5*time.Second, is(mesh.EventEnter, zyre))
+	p.send(t, zreHeader(8, 2, 2, 1, 'g', 0, 0, 0, 0)) // ELECT
+	p.send(t, zreHeader(9, 2, 3, 1, 'g', 0, 0, 0, 0)) // LEADER
+	p.send(t, zreHeader(4, 2, 4, 1, 'g', 1))          // JOIN g, status 1
+	waitEvent(t, a, 5*time.Second, func(ev mesh.Event) bool {
+		return ev.Type == mesh.EventJoin && ev.Peer == zyre && ev.Group == "g"
+	})
+	if s := a.Stats(); s.SequenceResets != 0 || s.BadMessages != 0 {
+		t.Fatalf("draft messages broke the peer: %+v", s)
+	}
+	p.send(t, zreHeader(10, 2, 5)) // GOODBYE
+	waitEvent(t, a, 2*time.Second, is(mesh.EventExit, zyre))
+}

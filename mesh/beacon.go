@@ -12,37 +12,56 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// beaconSize is the size of a ZRE v2 beacon: "ZRE", version 1, the sender's
-// UUID and its mailbox port.
-const beaconSize = 22
+// Beacon sizes: "ZRE", version 1, the sender's UUID and its mailbox port
+// (22 bytes); version 3, as Zyre sends with CURVE, adds the sender's
+// 32-byte public key (54 bytes).
+const (
+	beaconSize   = 22
+	beaconSizeV3 = beaconSize + 32
+)
 
 // beacon is a decoded ZRE discovery beacon. Port 0 means the sender leaves.
 type beacon struct {
-	ID   uuid.UUID
-	Port uint16
+	ID     uuid.UUID
+	Port   uint16
+	HasKey bool     // a version 3 beacon
+	Key    [32]byte // its CURVE public key
 }
 
 func (b beacon) encode() []byte {
-	p := make([]byte, beaconSize)
-	copy(p, "ZRE\x01")
+	if !b.HasKey {
+		p := make([]byte, beaconSize)
+		copy(p, "ZRE\x01")
+		copy(p[4:20], b.ID[:])
+		binary.BigEndian.PutUint16(p[20:], b.Port)
+		return p
+	}
+	p := make([]byte, beaconSizeV3)
+	copy(p, "ZRE\x03")
 	copy(p[4:20], b.ID[:])
 	binary.BigEndian.PutUint16(p[20:], b.Port)
+	copy(p[22:], b.Key[:])
 	return p
 }
 
 func decodeBeacon(p []byte) (beacon, error) {
-	if len(p) != beaconSize {
-		return beacon{}, fmt.Errorf("%w: beacon of %d bytes, want %d", ErrMalformed, len(p), beaconSize)
+	if len(p) < 4 || string(p[:3]) != "ZRE" {
+		return beacon{}, fmt.Errorf("%w: beacon of %d bytes without the ZRE header", ErrMalformed, len(p))
 	}
-	if string(p[:3]) != "ZRE" {
-		return beacon{}, fmt.Errorf("%w: beacon header %q", ErrMalformed, p[:3])
-	}
-	if p[3] != 1 {
+	want := map[byte]int{1: beaconSize, 3: beaconSizeV3}[p[3]]
+	if want == 0 {
 		return beacon{}, fmt.Errorf("%w: beacon version %d", ErrMalformed, p[3])
+	}
+	if len(p) != want {
+		return beacon{}, fmt.Errorf("%w: version %d beacon of %d bytes, want %d", ErrMalformed, p[3], len(p), want)
 	}
 	var b beacon
 	copy(b.ID[:], p[4:20])
 	b.Port = binary.BigEndian.Uint16(p[20:])
+	if p[3] == 3 {
+		b.HasKey = true
+		copy(b.Key[:], p[22:])
+	}
 	return b, nil
 }
 

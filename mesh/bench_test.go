@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -35,7 +36,9 @@ func simMeshNoCleanup(tb testing.TB, n int, beaconEvery time.Duration) []*Node {
 // length prefix and buffered writes: the ratio says what the mesh costs.
 func BenchmarkWhisper(b *testing.B) {
 	payload := make([]byte, 200)
+	cpu0 := cpuTime()
 	raw := rawTCPRate(b, b.N, payload)
+	rawCPU := float64(cpuTime()-cpu0) / float64(b.N)
 
 	nodes := simMeshNoCleanup(b, 2, 50*time.Millisecond)
 	defer closeAll(nodes)
@@ -57,7 +60,7 @@ func BenchmarkWhisper(b *testing.B) {
 	to := nodes[1].UUID()
 	const window = 4096 // messages in flight: the sender waits beyond it
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu1 := time.Now(), cpuTime()
 	for i := range b.N {
 		for int64(i)-got.Load() > window {
 			time.Sleep(50 * time.Microsecond) // back-pressure poll
@@ -73,10 +76,25 @@ func BenchmarkWhisper(b *testing.B) {
 		}
 	}
 	mesh := float64(b.N) / time.Since(start).Seconds()
+	meshCPU := float64(cpuTime()-cpu1) / float64(b.N)
 	b.StopTimer()
 	b.ReportMetric(mesh, "whisper_msg/s")
 	b.ReportMetric(raw, "rawtcp_msg/s")
 	b.ReportMetric(mesh/raw, "ratio_vs_raw")
+	// CPU time per message (both ends, all goroutines) is steadier than
+	// wall time on a shared machine.
+	b.ReportMetric(meshCPU, "whisper_cpu_ns/msg")
+	b.ReportMetric(rawCPU, "rawtcp_cpu_ns/msg")
+	b.ReportMetric(rawCPU/meshCPU, "cpu_ratio_vs_raw")
+}
+
+// cpuTime is the user + system CPU time of the process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // rawTCPRate sends n length-prefixed messages over loopback TCP and returns

@@ -18,6 +18,12 @@ const (
 	msgLeave   = 5
 	msgPing    = 6
 	msgPingOK  = 7
+	// Zyre's draft messages (zre_msg.xml): ELECT and LEADER carry a
+	// leadership contest we do not take part in; GOODBYE says the peer
+	// leaves. They are decoded for their sequence number only.
+	msgElect   = 8
+	msgLeader  = 9
+	msgGoodbye = 10
 )
 
 const (
@@ -32,7 +38,7 @@ const (
 // or gossip message.
 var ErrMalformed = errors.New("malformed message")
 
-var msgNames = [...]string{"", "HELLO", "WHISPER", "SHOUT", "JOIN", "LEAVE", "PING", "PING-OK"}
+var msgNames = [...]string{"", "HELLO", "WHISPER", "SHOUT", "JOIN", "LEAVE", "PING", "PING-OK", "ELECT", "LEADER", "GOODBYE"}
 
 func msgName(id byte) string {
 	if int(id) < len(msgNames) && id > 0 {
@@ -83,7 +89,7 @@ func (m *zreMsg) encode() ([][]byte, error) {
 			}
 			b = putLongString(b, m.Headers[k])
 		}
-	case msgWhisper, msgPing, msgPingOK:
+	case msgWhisper, msgPing, msgPingOK, msgGoodbye:
 	case msgShout:
 		if b, err = putString(b, m.Group); err != nil {
 			return nil, fmt.Errorf("SHOUT group: %w", err)
@@ -145,6 +151,8 @@ func decodeZRE(frames [][]byte) (*zreMsg, error) {
 	case msgJoin, msgLeave:
 		m.Group = r.str()
 		m.Status = r.u8()
+	case msgElect, msgLeader, msgGoodbye:
+		return m, nil // fields ignored
 	default:
 		return nil, fmt.Errorf("%w: unknown message id %d", ErrMalformed, id)
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/logmesh/logmesh/curve"
 	"github.com/rs/zerolog"
 )
 
@@ -78,6 +79,15 @@ type Config struct {
 	// are dropped (counted); the peer sees a sequence gap and resets us.
 	// Default 10000.
 	SendQueue int
+
+	// Curve, when set, closes the mesh with CURVE (ZMTP-CURVE, CurveZMQ
+	// RFC 26) as Zyre does when it has a certificate: beacons become
+	// version 3 with our public key, HELLO carries X-PUBLICKEY, gossip
+	// values are "endpoint|key", every mailbox connection is encrypted and
+	// authenticated, and only peers whose key Curve.Authorize admits are
+	// dialled or heard. Nodes without CURVE (and Pyre) cannot join such a
+	// mesh, nor does such a node see them. Default nil: NULL security.
+	Curve *Curve
 
 	// EventBuffer is how many events may wait for a slow Events reader.
 	// The node never blocks on its reader; beyond this many waiting
@@ -159,6 +169,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.BeaconPort < 0 || c.BeaconPort > 65535 || c.MailboxPort < 0 || c.MailboxPort > 65535 {
 		return c, fmt.Errorf("mesh: port out of range (beacon %d, mailbox %d)", c.BeaconPort, c.MailboxPort)
 	}
+	if c.Curve != nil && c.Curve.Authorize == nil {
+		return c, fmt.Errorf("mesh: Curve.Authorize is required (e.g. an AllowList's Authorize)")
+	}
 	for k := range c.Headers {
 		if len(k) > 255 {
 			return c, fmt.Errorf("mesh: header name %.20q... is longer than 255 bytes", k)
@@ -170,4 +183,14 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// Curve is a node's CURVE identity and the peers it admits.
+type Curve struct {
+	// Keys is the node's long-term key pair (`logd keygen`).
+	Keys curve.KeyPair
+	// Authorize admits a peer's public key, e.g. AllowList.Authorize of
+	// curve.LoadKeyDir. It is asked before dialling a peer and when a peer
+	// connects. Required.
+	Authorize curve.AuthorizeFunc
 }

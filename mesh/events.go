@@ -16,20 +16,32 @@ const closeGrace = 500 * time.Millisecond
 type eventQueue struct {
 	mu      sync.Mutex
 	q       []Event
+	holding bool       // the pump holds a popped event it has not delivered yet
+	out     chan Event // the Events channel
 	max     int
 	signal  chan struct{}
 	dropped atomic.Uint64
 }
 
-func (e *eventQueue) init(max int) {
+func (e *eventQueue) init(max int, out chan Event) {
 	e.max = max
+	e.out = out
 	e.signal = make(chan struct{}, 1)
 }
 
 // push queues ev; it reports false when the queue is full and ev dropped.
-// Stop is always queued.
+// Stop is always queued. When nothing waits before it and the channel has
+// room, ev goes straight into the channel, which spares a hand-off.
 func (e *eventQueue) push(ev Event) bool {
 	e.mu.Lock()
+	if len(e.q) == 0 && !e.holding && ev.Type != EventStop {
+		select {
+		case e.out <- ev:
+			e.mu.Unlock()
+			return true
+		default:
+		}
+	}
 	if len(e.q) >= e.max && ev.Type != EventStop {
 		e.mu.Unlock()
 		e.dropped.Add(1)
@@ -51,6 +63,7 @@ func (e *eventQueue) pop() (Event, bool) {
 		return Event{}, false
 	}
 	ev := e.q[0]
+	e.holding = true
 	e.q[0] = Event{}
 	e.q = e.q[1:]
 	if len(e.q) == 0 {
@@ -77,6 +90,7 @@ func (n *Node) pumpEvents() {
 		}
 		select {
 		case n.events <- ev:
+			n.evq.delivered()
 		case <-n.actorDone:
 			n.flushEvents(&ev)
 			return
@@ -104,4 +118,11 @@ func (n *Node) flushEvents(first *Event) {
 			return
 		}
 	}
+}
+
+// delivered tells the queue the pump's held event is in the channel.
+func (e *eventQueue) delivered() {
+	e.mu.Lock()
+	e.holding = false
+	e.mu.Unlock()
 }

@@ -17,6 +17,10 @@ package mesh
 //     within their ttl are forgotten, so a dead node stops being retried.
 //     A copy is forwarded only when it extends the stored expiry by more
 //     than a quarter ttl, so echoes die out on cycles.
+//   - Clients PING their seeds every 400 ms and greet again on INVALID:
+//     czmq's zgossip server forgets a client silent for a second.
+//
+// The interop tests run czmq's own zgossip (libczmq) as seed and as client.
 
 import (
 	"bufio"
@@ -30,14 +34,22 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/logmesh/logmesh/curve"
 )
 
-const maxGossipTTL = 10 * time.Minute
+const (
+	maxGossipTTL = 10 * time.Minute
+	// gossipPing is how often a node pings its seeds. A czmq zgossip
+	// server forgets a client that is silent for a second (its default
+	// server/timeout) and stops forwarding tuples to it.
+	gossipPingEvery = 400 * time.Millisecond
+)
 
 // gossipTuple is a peer learned by gossip.
 type gossipTuple struct {
 	id       uuid.UUID
 	endpoint string
+	key      *curve.PublicKey // from "endpoint|key", as Zyre publishes with CURVE
 	ttl      time.Duration
 }
 
@@ -90,6 +102,9 @@ func (n *Node) startGossip(ctx context.Context) (*gossip, error) {
 		learned: make(chan gossipTuple, 256),
 		events:  make(chan gossipEvent, 64),
 	}
+	if n.cfg.Curve != nil {
+		g.value += "|" + n.cfg.Curve.Keys.Public.String()
+	}
 	if n.cfg.GossipBind != "" {
 		var lc net.ListenConfig
 		ln, err := lc.Listen(ctx, "tcp4", strings.TrimPrefix(n.cfg.GossipBind, "tcp://"))
@@ -134,13 +149,34 @@ func (g *gossip) loop(ctx context.Context) {
 	links := map[*glink]bool{}
 	republish := time.NewTicker(g.ttl / 3)
 	defer republish.Stop()
+	ping := time.NewTicker(gossipPingEvery)
+	defer ping.Stop()
 	own := func() *gossipMsg {
 		return &gossipMsg{ID: gossipPublish, Key: g.key, Value: g.value, TTL: uint32(g.ttl / time.Millisecond)}
+	}
+	// greet says HELLO on a link to a seed and sends it every tuple.
+	greet := func(l *glink) {
+		if l.client {
+			g.send(l, &gossipMsg{ID: gossipHello})
+		}
+		g.send(l, own())
+		now := time.Now()
+		for k, t := range tuples {
+			if left := t.expires.Sub(now); left > 0 {
+				g.send(l, &gossipMsg{ID: gossipPublish, Key: k, Value: t.value, TTL: uint32(left / time.Millisecond)})
+			}
+		}
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-ping.C:
+			for l := range links {
+				if l.client {
+					g.send(l, &gossipMsg{ID: gossipPing})
+				}
+			}
 		case now := <-republish.C:
 			for k, t := range tuples {
 				if now.After(t.expires) {
@@ -155,18 +191,14 @@ func (g *gossip) loop(ctx context.Context) {
 			switch {
 			case ev.up:
 				links[l] = true
-				if l.client {
-					g.send(l, &gossipMsg{ID: gossipHello})
-				}
-				g.send(l, own())
-				now := time.Now()
-				for k, t := range tuples {
-					if left := t.expires.Sub(now); left > 0 {
-						g.send(l, &gossipMsg{ID: gossipPublish, Key: k, Value: t.value, TTL: uint32(left / time.Millisecond)})
-					}
-				}
+				greet(l)
 			case ev.down:
 				delete(links, l)
+			case ev.msg.ID == gossipInvalid && l.client:
+				// The seed forgot us (as czmq does after a silence):
+				// start over, as czmq's own client does.
+				g.n.log.Debug().Str("seed", l.remote).Msg("mesh: gossip seed reset us, greeting again")
+				greet(l)
 			default:
 				g.handle(ctx, l, ev.msg, tuples, links)
 			}
@@ -180,14 +212,19 @@ func (g *gossip) handle(ctx context.Context, from *glink, m *gossipMsg, tuples m
 		g.send(from, &gossipMsg{ID: gossipPong})
 		return
 	case gossipInvalid:
-		g.n.log.Warn().Str("remote", from.remote).Msg("mesh: gossip peer says our message was invalid")
-		return
+		return // from a client: nothing to do
 	case gossipPublish:
 	default:
 		return
 	}
 	id, err := uuid.Parse(m.Key)
-	endpoint, _, _ := strings.Cut(m.Value, "|") // Zyre appends "|<public key>" with CURVE
+	endpoint, keyText, hasKey := strings.Cut(m.Value, "|") // Zyre appends "|<public key>" with CURVE
+	var key *curve.PublicKey
+	if hasKey && err == nil {
+		var k curve.PublicKey
+		k, err = curve.ParsePublicKey(keyText)
+		key = &k
+	}
 	if err != nil || !strings.HasPrefix(endpoint, "tcp://") {
 		g.n.stats.badGossip.Add(1)
 		g.n.log.Warn().Str("key", m.Key).Str("value", m.Value).Str("remote", from.remote).Msg("mesh: ignoring gossip tuple that is not uuid=tcp endpoint")
@@ -221,7 +258,7 @@ func (g *gossip) handle(ctx context.Context, from *glink, m *gossipMsg, tuples m
 		}
 	}
 	select {
-	case g.learned <- gossipTuple{id: id, endpoint: endpoint, ttl: ttl}:
+	case g.learned <- gossipTuple{id: id, endpoint: endpoint, key: key, ttl: ttl}:
 	case <-ctx.Done():
 	}
 }
@@ -357,12 +394,12 @@ func (g *gossip) runLink(ctx context.Context, conn net.Conn, r *bufio.Reader, w 
 
 // onGossip connects to a peer learned by gossip.
 func (a *actor) onGossip(t gossipTuple) {
-	if t.id == a.id {
+	if t.id == a.id || !a.admit(t.id, t.key, nil, "gossip") {
 		return
 	}
-	a.known[t.id] = knownPeer{endpoint: t.endpoint, expires: time.Now().Add(t.ttl)}
+	a.known[t.id] = knownPeer{endpoint: t.endpoint, key: t.key, expires: time.Now().Add(t.ttl)}
 	if a.peers[t.id] == nil {
-		a.requirePeer(t.id, t.endpoint)
+		a.requirePeer(t.id, t.endpoint, t.key)
 	}
 }
 
@@ -375,12 +412,13 @@ func (a *actor) rediscover(now time.Time) {
 			continue
 		}
 		if a.peers[id] == nil {
-			a.requirePeer(id, k.endpoint)
+			a.requirePeer(id, k.endpoint, k.key)
 		}
 	}
 }
 
 type knownPeer struct {
 	endpoint string
+	key      *curve.PublicKey
 	expires  time.Time
 }

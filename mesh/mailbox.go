@@ -9,11 +9,13 @@ import (
 	"sync"
 
 	"github.com/google/uuid"
+	"github.com/logmesh/logmesh/curve"
 )
 
 // inbound is one decoded ZRE message and the peer it came from.
 type inbound struct {
 	from uuid.UUID
+	key  *curve.PublicKey // the peer's key, proven by CURVE; nil on NULL
 	msg  *zreMsg
 }
 
@@ -70,12 +72,9 @@ func (n *Node) serveMailbox(ln net.Listener, inbox chan<- inbound) {
 // handshake, a bad identity or an oversized frame drops the connection.
 func (n *Node) readPeer(nc net.Conn, inbox chan<- inbound) {
 	conn := countedConn{nc, &n.stats}
-	r := bufio.NewReaderSize(conn, 8<<10)
-	w := bufio.NewWriterSize(conn, 512)
 	remote := conn.RemoteAddr().String()
-	id, ptype, err := zmtpHandshake(conn, r, w, "ROUTER", nil, handshakeTimeout)
+	r, id, ptype, key, err := n.acceptZMTP(conn)
 	if err != nil {
-		n.stats.badConns.Add(1)
 		n.log.Debug().Err(err).Str("remote", remote).Msg("mesh: mailbox handshake failed")
 		return
 	}
@@ -107,9 +106,31 @@ func (n *Node) readPeer(nc net.Conn, inbox chan<- inbound) {
 			continue
 		}
 		select {
-		case inbox <- inbound{from: from, msg: m}:
+		case inbox <- inbound{from: from, key: key, msg: m}:
 		case <-n.ctx.Done():
 			return
 		}
 	}
+}
+
+// acceptZMTP runs the ROUTER side of the handshake, NULL or CURVE, and
+// returns a reader of plaintext frames with the peer's identity, socket
+// type and (with CURVE) proven public key.
+func (n *Node) acceptZMTP(conn net.Conn) (*bufio.Reader, []byte, string, *curve.PublicKey, error) {
+	if n.curveServer == nil {
+		r := bufio.NewReaderSize(conn, 8<<10)
+		id, ptype, err := zmtpHandshake(conn, r, bufio.NewWriterSize(conn, 512), "ROUTER", nil, handshakeTimeout)
+		if err != nil {
+			n.stats.badConns.Add(1)
+		}
+		return r, id, ptype, nil, err
+	}
+	c, err := n.curveServer.Upgrade(n.ctx, conn, map[string]string{"Socket-Type": "ROUTER"})
+	if err != nil {
+		n.stats.refused.Add(1)
+		return nil, nil, "", nil, err
+	}
+	key := c.PeerKey()
+	meta := c.PeerMetadata()
+	return bufio.NewReaderSize(c, 8<<10), []byte(meta["Identity"]), meta["Socket-Type"], &key, nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/logmesh/logmesh/curve"
 	"github.com/rs/zerolog"
 )
 
@@ -45,8 +46,12 @@ type Node struct {
 	// beacons, when set before Start, replaces UDP beacons (simulations).
 	beacons beaconNet
 	gossip  *gossip
+	// curveServer authenticates peers that connect to the mailbox when
+	// Config.Curve is set.
+	curveServer *curve.Security
 
-	cmds      chan func(*actor)
+	cmds      chan func(*actor)                  // buffered: Shout and Whisper do not wait
+	ready     atomic.Pointer[map[uuid.UUID]bool] // peers that entered, for Whisper's check
 	quit      chan struct{}
 	actorDone chan struct{}
 	events    chan Event
@@ -72,7 +77,7 @@ func New(cfg Config) (*Node, error) {
 		log:       cfg.Logger,
 		headers:   maps.Clone(cfg.Headers),
 		groups:    slices.Clone(cfg.Groups),
-		cmds:      make(chan func(*actor)),
+		cmds:      make(chan func(*actor), 1024),
 		quit:      make(chan struct{}),
 		actorDone: make(chan struct{}),
 		events:    make(chan Event, 256),
@@ -82,7 +87,12 @@ func New(cfg Config) (*Node, error) {
 	if n.headers == nil {
 		n.headers = map[string]string{}
 	}
-	n.evq.init(cfg.EventBuffer)
+	if c := cfg.Curve; c != nil {
+		n.headers[headerPublicKey] = c.Keys.Public.String()
+		n.curveServer = curve.NewServer(c.Keys, c.Authorize, curve.WithLogger(cfg.Logger),
+			curve.WithMaxMessageSize(int64(cfg.MaxMessageSize)))
+	}
+	n.evq.init(cfg.EventBuffer, n.events)
 	return n, nil
 }
 
@@ -214,6 +224,26 @@ func (n *Node) Close() error {
 
 // call runs f on the actor and waits for it.
 func (n *Node) call(f func(a *actor)) error {
+	done := make(chan struct{})
+	if err := n.post(func(a *actor) { f(a); close(done) }); err != nil {
+		return err
+	}
+	select {
+	case <-done:
+		return nil
+	case <-n.actorDone:
+		select {
+		case <-done:
+			return nil
+		default:
+			return ErrClosed
+		}
+	}
+}
+
+// post queues f for the actor without waiting for it to run. Commands run
+// in the order they were posted.
+func (n *Node) post(f func(a *actor)) error {
 	n.mu.Lock()
 	started, closed := n.started, n.closed
 	n.mu.Unlock()
@@ -223,14 +253,12 @@ func (n *Node) call(f func(a *actor)) error {
 	if !started {
 		return ErrNotStarted
 	}
-	done := make(chan struct{})
 	select {
-	case n.cmds <- func(a *actor) { f(a); close(done) }:
+	case n.cmds <- f:
+		return nil
 	case <-n.actorDone:
 		return ErrClosed
 	}
-	<-done
-	return nil
 }
 
 // Join joins a group: peers are told with JOIN and we receive its SHOUTs.
@@ -270,23 +298,29 @@ func (n *Node) pending(f func()) bool {
 	return true
 }
 
-// Shout sends a message to every peer in group. Delivery is not
+// Shout sends a message to every peer in group. It queues the message and
+// returns; the frames must not be modified afterwards. Delivery is not
 // guaranteed: a peer whose queue is full or whose connection breaks misses
-// it (and resets us on the sequence gap, as Zyre does).
+// it (and resets us on the sequence gap, as Zyre does), and messages still
+// queued when the node closes are dropped.
 func (n *Node) Shout(group string, frames ...[]byte) error {
 	if len(group) > 255 {
 		return fmt.Errorf("mesh: shout to %.20q...: group name longer than 255 bytes", group)
 	}
-	return n.call(func(a *actor) { a.shout(group, frames) })
+	return n.post(func(a *actor) { a.shout(group, frames) })
 }
 
-// Whisper sends a message to one peer.
+// Whisper sends a message to one peer, with the same queueing and
+// delivery as Shout. It returns ErrUnknownPeer for a peer that has not
+// entered (or has left).
 func (n *Node) Whisper(peer uuid.UUID, frames ...[]byte) error {
-	var err error
-	if cerr := n.call(func(a *actor) { err = a.whisper(peer, frames) }); cerr != nil {
-		return cerr
+	if m := n.ready.Load(); m == nil || !(*m)[peer] {
+		if err := n.post(func(*actor) {}); err != nil {
+			return err // closed or not started says more than unknown peer
+		}
+		return ErrUnknownPeer
 	}
-	return err
+	return n.post(func(a *actor) { a.whisper(peer, frames) })
 }
 
 // Peers returns the peers that said HELLO and have not left or expired.
@@ -383,13 +417,14 @@ type Stats struct {
 	SendsDropped   uint64 // messages dropped because a peer's queue was full
 	EventsDropped  uint64 // events dropped because the Events reader was behind
 	BadGossip      uint64 // malformed gossip messages
+	Refused        uint64 // peers refused by CURVE: no key, key not admitted, failed handshake
 	BytesSent      uint64 // bytes written to peers, seeds and the beacon port
 	BytesReceived  uint64 // bytes read from peers, seeds and the beacon port
 }
 
 type counters struct {
 	badBeacons, badMessages, badConns, ignored, seqResets, sendsDropped, badGossip atomic.Uint64
-	bytesIn, bytesOut                                                              atomic.Uint64
+	bytesIn, bytesOut, refused                                                     atomic.Uint64
 }
 
 // countedConn counts the bytes of a peer or gossip connection.
@@ -421,6 +456,7 @@ func (n *Node) Stats() Stats {
 		SendsDropped:   n.stats.sendsDropped.Load(),
 		EventsDropped:  n.evq.dropped.Load(),
 		BadGossip:      n.stats.badGossip.Load(),
+		Refused:        n.stats.refused.Load(),
 		BytesSent:      n.stats.bytesOut.Load(),
 		BytesReceived:  n.stats.bytesIn.Load(),
 	}

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/logmesh/logmesh/curve"
 	"github.com/rs/zerolog"
 )
 
@@ -27,6 +29,7 @@ type peer struct {
 	recvSeq  uint16 // sequence of the last message received
 	sentSeq  uint16 // sequence of the last message sent
 	out      *outbox
+	key      *curve.PublicKey // CURVE public key; nil on a NULL mesh
 
 	lastSeen  time.Time
 	evasiveAt time.Time // when to PING next
@@ -60,15 +63,26 @@ const (
 	maxRedial        = 2 * time.Second
 )
 
-// startOutbox starts the DEALER goroutine for endpoint ("tcp://host:port")
-// with our identity (1 + our UUID). It stops when ctx ends or close is called.
-func startOutbox(ctx context.Context, wg *sync.WaitGroup, endpoint string, identity []byte, queue int, writeTimeout time.Duration, log zerolog.Logger, stats *counters) *outbox {
+// dealer says how an outbox connects.
+type dealer struct {
+	endpoint     string // "tcp://host:port"
+	identity     []byte // our routing id: 1 + our UUID
+	queue        int
+	writeTimeout time.Duration
+	sec          *curve.Security // CURVE client for the peer's key; nil for NULL
+	log          zerolog.Logger
+	stats        *counters
+}
+
+// startOutbox starts the DEALER goroutine. It stops when ctx ends or close
+// is called.
+func startOutbox(ctx context.Context, wg *sync.WaitGroup, d dealer) *outbox {
 	ctx, cancel := context.WithCancel(ctx)
-	o := &outbox{q: make(chan [][]byte, queue), cancel: cancel}
+	o := &outbox{q: make(chan [][]byte, d.queue), cancel: cancel}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		o.run(ctx, endpoint, identity, writeTimeout, log, stats)
+		o.run(ctx, d)
 	}()
 	return o
 }
@@ -85,25 +99,25 @@ func (o *outbox) send(frames [][]byte) bool {
 
 func (o *outbox) close() { o.cancel() }
 
-func (o *outbox) run(ctx context.Context, endpoint string, identity []byte, writeTimeout time.Duration, log zerolog.Logger, stats *counters) {
-	addr, ok := strings.CutPrefix(endpoint, "tcp://")
+func (o *outbox) run(ctx context.Context, d dealer) {
+	addr, ok := strings.CutPrefix(d.endpoint, "tcp://")
 	if !ok {
-		log.Warn().Str("endpoint", endpoint).Msg("mesh: peer endpoint is not tcp://, not connecting")
+		d.log.Warn().Str("endpoint", d.endpoint).Msg("mesh: peer endpoint is not tcp://, not connecting")
 		<-ctx.Done()
 		return
 	}
 	wait := minRedial
 	for ctx.Err() == nil {
-		conn, w, err := dialZMTP(ctx, addr, identity, stats)
+		conn, w, err := dialZMTP(ctx, addr, d)
 		if err == nil {
 			wait = minRedial
-			err = o.pump(ctx, conn, w, writeTimeout)
+			err = o.pump(ctx, conn, w, d.writeTimeout)
 			conn.Close()
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		log.Debug().Err(err).Str("endpoint", endpoint).Msg("mesh: peer connection failed, redialling")
+		d.log.Debug().Err(err).Str("endpoint", d.endpoint).Msg("mesh: peer connection failed, redialling")
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
@@ -113,17 +127,29 @@ func (o *outbox) run(ctx context.Context, endpoint string, identity []byte, writ
 	}
 }
 
-func dialZMTP(ctx context.Context, addr string, identity []byte, stats *counters) (net.Conn, *bufio.Writer, error) {
-	d := net.Dialer{Timeout: dialTimeout}
-	nc, err := d.DialContext(ctx, "tcp", addr)
+func dialZMTP(ctx context.Context, addr string, d dealer) (net.Conn, *bufio.Writer, error) {
+	dialer := net.Dialer{Timeout: dialTimeout}
+	nc, err := dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, nil, err
 	}
-	conn := countedConn{nc, stats}
+	var conn net.Conn = countedConn{nc, d.stats}
+	if d.sec != nil {
+		c, err := d.sec.Upgrade(ctx, conn, map[string]string{"Socket-Type": "DEALER", "Identity": string(d.identity)})
+		if err != nil {
+			d.stats.refused.Add(1)
+			return nil, nil, fmt.Errorf("CURVE handshake with %s: %w", addr, err)
+		}
+		if t := c.PeerMetadata()["Socket-Type"]; t != "ROUTER" {
+			c.Close()
+			return nil, nil, fmt.Errorf("handshake with %s: peer socket is %q, want ROUTER", addr, t)
+		}
+		return c, bufio.NewWriterSize(c, 8<<10), nil
+	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	w := bufio.NewWriterSize(conn, 8<<10)
-	_, ptype, err := zmtpHandshake(conn, bufio.NewReaderSize(conn, 512), w, "DEALER", identity, handshakeTimeout)
+	_, ptype, err := zmtpHandshake(conn, bufio.NewReaderSize(conn, 512), w, "DEALER", d.identity, handshakeTimeout)
 	if err != nil {
 		conn.Close()
 		return nil, nil, fmt.Errorf("handshake with %s: %w", addr, err)
@@ -158,6 +184,14 @@ func (o *outbox) pump(ctx context.Context, conn net.Conn, w *bufio.Writer, write
 			if n == 1024 {
 				break
 			}
+			select {
+			case msg = <-o.q:
+				continue
+			default:
+			}
+			// Give a sender that is mid-burst one chance to add to this
+			// flush before paying for the write system call.
+			runtime.Gosched()
 			select {
 			case msg = <-o.q:
 			default:

@@ -154,7 +154,7 @@ func waitConverged(tb testing.TB, nodes []*Node, timeout time.Duration) time.Dur
 			}
 			tb.Fatalf("%d nodes not converged after %v: one sees only %d peers", len(nodes), timeout, worst)
 		}
-		time.Sleep(10 * time.Millisecond) // poll interval
+		time.Sleep(50 * time.Millisecond) // poll interval
 	}
 	return time.Since(start)
 }

@@ -9,7 +9,7 @@ import (
 
 // peer is another timer node, as this one knows it.
 type peer struct {
-	since   time.Time     // when it joined the group (zero: there before us)
+	since   time.Time     // when we saw it join the group (our start if it was there before)
 	offset  time.Duration // its clock minus ours, from the latest probe
 	rtt     time.Duration
 	probed  time.Time
@@ -29,7 +29,7 @@ func (s *Service) startMesh() error {
 		return err
 	}
 	for _, id := range s.cfg.Mesh.GroupPeers(s.cfg.Group) {
-		s.peers[id] = &peer{}
+		s.peers[id] = &peer{since: s.started}
 	}
 	s.wg.Add(1)
 	go s.meshLoop()
@@ -74,6 +74,9 @@ func (s *Service) meshEvent(ev mesh.Event) {
 	case mesh.EventShout, mesh.EventWhisper:
 		if ev.Type == mesh.EventShout && ev.Group != s.cfg.Group {
 			return
+		}
+		if ev.Type == mesh.EventWhisper && !isPeerMsg(ev.Frames) {
+			return // for another component of this logd
 		}
 		m, err := decodePeerMsg(ev.Frames)
 		if err != nil {
@@ -127,7 +130,12 @@ func (s *Service) peerMsg(from uuid.UUID, m *peerMsg) {
 }
 
 // isLeaderLocked reports whether this node fires cluster schedules: it has
-// settled, and no settled live timer peer has a lower UUID.
+// settled, and no settled live timer peer has a lower UUID. A peer counts
+// once it has been in the group for Settle, so that it has the others'
+// state. A node that is new (its peers joined after it started) waits half
+// a Settle longer before it leads: the leader it replaces stops after
+// Settle, so the handover leaves a short gap, fired late from LastFired,
+// rather than an overlap that would fire an occurrence twice.
 func (s *Service) isLeaderLocked(now time.Time) bool {
 	if s.cfg.Mesh == nil {
 		return true
@@ -137,7 +145,14 @@ func (s *Service) isLeaderLocked(now time.Time) bool {
 	}
 	self := s.cfg.Mesh.UUID()
 	for id, p := range s.peers {
-		if now.Sub(p.since) >= s.cfg.Settle && lessUUID(id, self) {
+		known := now.Sub(p.since)
+		if lessUUID(id, self) {
+			if known >= s.cfg.Settle {
+				return false
+			}
+			continue
+		}
+		if !s.leader && !p.since.Before(s.started) && known < s.cfg.Settle+s.cfg.Settle/2 {
 			return false
 		}
 	}
@@ -187,9 +202,9 @@ func (s *Service) shout(m *peerMsg) {
 	if s.cfg.Mesh == nil {
 		return
 	}
-	b, err := encodePeerMsg(m)
+	frames, err := encodePeerMsg(m)
 	if err == nil {
-		err = s.cfg.Mesh.Shout(s.cfg.Group, b)
+		err = s.cfg.Mesh.Shout(s.cfg.Group, frames...)
 	}
 	if err != nil && s.ctx.Err() == nil {
 		s.log.Warn().Err(err).Str("type", m.Type).Msg("timer: shout")
@@ -197,9 +212,9 @@ func (s *Service) shout(m *peerMsg) {
 }
 
 func (s *Service) whisper(to uuid.UUID, m *peerMsg) {
-	b, err := encodePeerMsg(m)
+	frames, err := encodePeerMsg(m)
 	if err == nil {
-		err = s.cfg.Mesh.Whisper(to, b)
+		err = s.cfg.Mesh.Whisper(to, frames...)
 	}
 	if err != nil && s.ctx.Err() == nil {
 		s.log.Warn().Err(err).Str("type", m.Type).Msg("timer: whisper")

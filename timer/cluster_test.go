@@ -3,6 +3,7 @@ package timer
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -34,7 +35,12 @@ func clusterConfig(node *mesh.Node, dir string) Config {
 
 func startTimerNode(t *testing.T, node *mesh.Node, dir string) *timerNode {
 	t.Helper()
-	n := &timerNode{node: node, svc: startService(t, clusterConfig(node, dir))}
+	return startTimerNodeCfg(t, clusterConfig(node, dir))
+}
+
+func startTimerNodeCfg(t *testing.T, cfg Config) *timerNode {
+	t.Helper()
+	n := &timerNode{node: cfg.Mesh.(*mesh.Node), svc: startService(t, cfg)}
 	n.cli = newClient(t, n.svc.Endpoint())
 	t.Cleanup(n.close)
 	return n
@@ -212,4 +218,215 @@ func TestClusterScopeTakeover(t *testing.T) {
 		l := late4.svc.List()
 		return len(l) == 1 && l[0].Spec.Name == "job" && l[0].Spec.Scope == ScopeCluster
 	})
+}
+
+// TestClusterRestartAll replicates a schedule added on one node to all
+// three, stops every node, starts three new mesh nodes on the same data
+// directories: the schedules are all still there, on every node.
+func TestClusterRestartAll(t *testing.T) {
+	t.Parallel()
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	nodes := meshtest.Cluster(t, 3)
+	var tn []*timerNode
+	for i, nd := range nodes {
+		tn = append(tn, startTimerNode(t, nd, dirs[i]))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	specs := []Spec{
+		{Name: "a", Every: Duration(time.Hour), Scope: ScopeCluster},
+		{Name: "b", Cron: "0 30 2 * * *", TZ: "UTC"},
+		{Name: "c", Every: Duration(time.Minute)},
+	}
+	for i, sp := range specs {
+		if err := tn[i].cli.Schedule(ctx, sp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tn[2].cli.Cancel(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	names := func(s *Service) string {
+		var out []string
+		for _, i := range s.List() {
+			out = append(out, i.Spec.Name)
+		}
+		return strings.Join(out, ",")
+	}
+	for _, n := range tn {
+		eventually(t, 10*time.Second, "a,b on every node", func() bool { return names(n.svc) == "a,b" })
+	}
+	for _, n := range tn {
+		n.close()
+	}
+	nodes = meshtest.Cluster(t, 3)
+	for i, nd := range nodes {
+		n := startTimerNode(t, nd, dirs[i])
+		t.Logf("node %d (%s) after restart: %s; peers %d", i, nd.UUID(), names(n.svc), len(nd.Peers()))
+		if got := names(n.svc); got != "a,b" {
+			t.Errorf("node %d after restart: schedules %q, want a,b", i, got)
+		}
+	}
+}
+
+// TestClusterBadPeerMessages: malformed timer messages from a mesh peer are
+// counted and dropped, other components' whispers are ignored, and the
+// service goes on applying good messages.
+func TestClusterBadPeerMessages(t *testing.T) {
+	t.Parallel()
+	nodes := meshtest.Cluster(t, 2)
+	n := startTimerNode(t, nodes[0], t.TempDir())
+	raw := nodes[1]
+	if err := raw.Join("timer"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "raw peer in the timer group", func() bool {
+		return len(nodes[0].GroupPeers("timer")) == 1
+	})
+	id := nodes[0].UUID()
+	bad := [][][]byte{
+		{peerTag, []byte("{not json")},
+		{peerTag, []byte(`{"v":7,"t":"sync"}`)},
+		{peerTag, []byte(`{"v":1,"t":"upsert","recs":[{"spec":{"name":"x","every":"-1s"}}]}`)},
+		{peerTag},
+		{[]byte("garbage")},
+	}
+	for _, frames := range bad {
+		if err := raw.Shout("timer", frames...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := raw.Whisper(id, []byte("logmesh-filemq"), []byte("not for the timer")); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Whisper(id, peerTag, []byte(`{"v":1,"t":"fired"}`)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "6 bad peer messages counted", func() bool {
+		return n.svc.Snapshot().BadPeerMessages == 6
+	})
+	good, err := encodePeerMsg(&peerMsg{Type: "upsert", Records: []*record{{
+		Spec: Spec{Name: "from-peer", Every: Duration(time.Hour), Scope: ScopeNode}, Version: time.Now().UnixNano(), Origin: raw.UUID().String(), Created: time.Now()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Shout("timer", good...); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "good upsert applied", func() bool {
+		l := n.svc.List()
+		return len(l) == 1 && l[0].Spec.Name == "from-peer"
+	})
+	if got := n.svc.Snapshot().BadPeerMessages; got != 6 {
+		t.Errorf("BadPeerMessages = %d, want 6 (the filemq whisper is not ours)", got)
+	}
+}
+
+// TestClusterHandoverToLowerNode: a node with a lower UUID than the firing
+// one joins; after it settles it takes over, and across the handover every
+// occurrence is fired exactly once.
+func TestClusterHandoverToLowerNode(t *testing.T) {
+	t.Parallel()
+	const settle = 1500 * time.Millisecond
+	start := func(nd *mesh.Node) *timerNode {
+		cfg := clusterConfig(nd, t.TempDir())
+		cfg.Settle = settle
+		return startTimerNodeCfg(t, cfg)
+	}
+	nodes := meshtest.Cluster(t, 2)
+	a, b := start(nodes[0]), start(nodes[1])
+	old := a
+	if lessUUID(b.node.UUID(), a.node.UUID()) {
+		old = b
+	}
+	eventually(t, 20*time.Second, "the lower of two to lead", func() bool { return old.svc.Snapshot().Leader })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var log fireLog
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	watch := func(n *timerNode) {
+		ch, err := n.cli.Watch(ctx, "job")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); log.collect(ch) }()
+		eventually(t, 5*time.Second, "watcher known", func() bool { return n.svc.Snapshot().Clients == 1 })
+	}
+	watch(a)
+	watch(b)
+	period := 200 * time.Millisecond
+	if err := a.cli.Schedule(ctx, Spec{Name: "job", Every: Duration(period), Scope: ScopeCluster}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "3 fires", func() bool { return len(log.snapshot()) >= 3 })
+
+	// A third node whose UUID is below the leader's (UUIDs are random).
+	var low *mesh.Node
+	for i := 0; i < 100 && low == nil; i++ {
+		nd, err := mesh.New(meshtest.Config(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lessUUID(nd.UUID(), old.node.UUID()) {
+			low = nd
+		} else {
+			nd.Close()
+		}
+	}
+	if low == nil {
+		t.Fatal("no UUID below the leader's in 100 tries")
+	}
+	if err := low.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c := start(low)
+	watch(c)
+	lowID := low.UUID().String()
+	eventually(t, 20*time.Second, "fires from the new lowest node", func() bool {
+		fs := log.snapshot()
+		return fs[len(fs)-1].Node == lowID
+	})
+	after := time.Now()
+	eventually(t, 10*time.Second, "a second of fires after the handover", func() bool {
+		fs := log.snapshot()
+		return fs[len(fs)-1].At.After(after.Add(time.Second))
+	})
+	cancel()
+	wg.Wait()
+	fs := log.snapshot()
+	seen := map[int64]Fire{}
+	first, last := fs[0].At, fs[0].At
+	for _, f := range fs {
+		if g, dup := seen[f.At.UnixNano()]; dup {
+			t.Errorf("occurrence %v fired twice: by %s and %s", f.At.Format("15:04:05.000"), g.Node, f.Node)
+		}
+		seen[f.At.UnixNano()] = f
+		first, last = minTime(first, f.At), maxTime(last, f.At)
+	}
+	for at := first; !at.After(last); at = at.Add(period) {
+		if _, ok := seen[at.UnixNano()]; !ok {
+			t.Errorf("occurrence %v never fired", at.Format("15:04:05.000"))
+		}
+	}
+	if s := old.svc.Snapshot(); s.Leader {
+		t.Errorf("the old leader still leads")
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

@@ -97,18 +97,18 @@ func FuzzDecodePeerMsg(f *testing.F) {
 		{Type: "fired", Name: "a", At: time.Unix(100, 0)},
 		{Type: "clock-rep", T1: 1, T2: 2},
 	} {
-		b, err := encodePeerMsg(m)
+		frames, err := encodePeerMsg(m)
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(b)
+		f.Add(frames[1])
 	}
 	f.Add([]byte(`{"v":1,"t":"upsert","recs":[null]}`))
 	f.Add([]byte(`{"v":1,"t":"upsert","recs":[{"spec":{"name":"x","cron":"TZ="}}]}`))
 	f.Add([]byte(`{"v":2,"t":"sync"}`))
 	f.Add([]byte(`[`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := decodePeerMsg([][]byte{b})
+		m, err := decodePeerMsg([][]byte{peerTag, b})
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error does not wrap ErrMalformed: %v", err)
@@ -126,16 +126,19 @@ func FuzzDecodePeerMsg(f *testing.F) {
 }
 
 func TestDecodePeerMsgRejects(t *testing.T) {
+	tagged := func(body string) [][]byte { return [][]byte{peerTag, []byte(body)} }
 	cases := map[string][][]byte{
-		"two frames":   {[]byte("{}"), []byte("{}")},
-		"not json":     {[]byte("nope")},
-		"version":      {[]byte(`{"v":9,"t":"sync"}`)},
-		"type":         {[]byte(`{"v":1,"t":"reboot"}`)},
-		"null record":  {[]byte(`{"v":1,"t":"upsert","recs":[null]}`)},
-		"bad cron":     {[]byte(`{"v":1,"t":"upsert","recs":[{"spec":{"name":"x","cron":"61 * * * *"}}]}`)},
-		"fired noname": {[]byte(`{"v":1,"t":"fired","at":"2026-01-01T00:00:00Z"}`)},
-		"fired notime": {[]byte(`{"v":1,"t":"fired","name":"x"}`)},
-		"huge":         {make([]byte, maxPeerMsg+1)},
+		"one frame":    {[]byte(`{"v":1,"t":"clock-req"}`)},
+		"three frames": {peerTag, []byte("{}"), []byte("{}")},
+		"wrong tag":    {[]byte("logmesh-filemq"), []byte(`{"v":1,"t":"clock-req"}`)},
+		"not json":     tagged("nope"),
+		"version":      tagged(`{"v":9,"t":"sync"}`),
+		"type":         tagged(`{"v":1,"t":"reboot"}`),
+		"null record":  tagged(`{"v":1,"t":"upsert","recs":[null]}`),
+		"bad cron":     tagged(`{"v":1,"t":"upsert","recs":[{"spec":{"name":"x","cron":"61 * * * *"}}]}`),
+		"fired noname": tagged(`{"v":1,"t":"fired","at":"2026-01-01T00:00:00Z"}`),
+		"fired notime": tagged(`{"v":1,"t":"fired","name":"x"}`),
+		"huge":         {peerTag, make([]byte, maxPeerMsg+1)},
 	}
 	for name, frames := range cases {
 		if _, err := decodePeerMsg(frames); !errors.Is(err, ErrMalformed) {

@@ -7,7 +7,9 @@ import (
 )
 
 // The peer protocol between timer nodes rides on the mesh (SHOUT to the
-// timer group, WHISPER to one peer): one frame holding a JSON object.
+// timer group, WHISPER to one peer): two frames, the tag peerTag (whispers
+// of other logd components carry other tags and are not ours) and a JSON
+// object.
 //
 //	{"t":"upsert","recs":[...]}   a schedule changed (one record)
 //	{"t":"sync","recs":[...]}     the sender's full set, tombstones included
@@ -24,6 +26,14 @@ type peerMsg struct {
 	T2      int64     `json:"t2,omitempty"`
 }
 
+// peerTag is the first frame of every timer peer message.
+var peerTag = []byte("logmesh-timer")
+
+// isPeerMsg reports whether frames are addressed to the timer service.
+func isPeerMsg(frames [][]byte) bool {
+	return len(frames) > 0 && string(frames[0]) == string(peerTag)
+}
+
 const (
 	peerVersion = 1
 	// maxPeerMsg bounds one peer message (a full sync of many schedules).
@@ -31,25 +41,26 @@ const (
 	maxRecords = 100000
 )
 
-func encodePeerMsg(m *peerMsg) ([]byte, error) {
+func encodePeerMsg(m *peerMsg) ([][]byte, error) {
 	m.V = peerVersion
 	b, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("timer: encode %s: %w", m.Type, err)
 	}
-	return b, nil
+	return [][]byte{peerTag, b}, nil
 }
 
 // decodePeerMsg parses and checks one peer message; errors wrap ErrMalformed.
 func decodePeerMsg(frames [][]byte) (*peerMsg, error) {
-	if len(frames) != 1 {
-		return nil, fmt.Errorf("%w: peer message of %d frames, want 1", ErrMalformed, len(frames))
+	if len(frames) != 2 || !isPeerMsg(frames) {
+		return nil, fmt.Errorf("%w: peer message of %d frames, want 2 starting with %q", ErrMalformed, len(frames), peerTag)
 	}
-	if len(frames[0]) > maxPeerMsg {
-		return nil, fmt.Errorf("%w: peer message of %d bytes (max %d)", ErrMalformed, len(frames[0]), maxPeerMsg)
+	body := frames[1]
+	if len(body) > maxPeerMsg {
+		return nil, fmt.Errorf("%w: peer message of %d bytes (max %d)", ErrMalformed, len(body), maxPeerMsg)
 	}
 	var m peerMsg
-	if err := json.Unmarshal(frames[0], &m); err != nil {
+	if err := json.Unmarshal(body, &m); err != nil {
 		return nil, fmt.Errorf("%w: peer message: %v", ErrMalformed, err)
 	}
 	if m.V != peerVersion {

@@ -6,109 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-zeromq/zmq4"
 	"github.com/google/uuid"
-	"github.com/logmesh/logmesh/mesh"
 	"github.com/rs/zerolog"
 )
-
-// Config holds the knobs of a Service. Start from DefaultConfig.
-type Config struct {
-	// Endpoint is where the service's ROUTER binds. Default
-	// "tcp://127.0.0.1:0" (an ephemeral loopback port); Endpoint() tells
-	// the port chosen.
-	Endpoint string
-
-	// DataDir holds timer.json, the persisted schedules. Empty: none kept.
-	DataDir string
-
-	// Mesh, when set, replicates schedules to the other timer nodes and
-	// elects the node that fires cluster-scope schedules. *mesh.Node fits.
-	Mesh Mesh
-	// Events are the mesh's events (ENTER, JOIN, SHOUT...) for this service.
-	// Required with Mesh.
-	Events <-chan mesh.Event
-	// Group is the mesh group of timer nodes. Default "timer".
-	Group string
-
-	// ClientTimeout drops a client that has sent nothing for that long.
-	// Clients heartbeat every second. Default 5 s.
-	ClientTimeout time.Duration
-	// Window is how many messages may be in flight to a client before it
-	// acknowledges; beyond that ticks are dropped for it (it sees Missed)
-	// so that a stuck client never blocks the socket. Default 256.
-	Window int
-	// MaxClients bounds the clients served at once. Default 10000.
-	MaxClients int
-
-	// LateAfter marks a fire late when it goes out that long after its
-	// occurrence. Default 500 ms.
-	LateAfter time.Duration
-	// CatchUp is how far back a node that takes over cluster schedules
-	// fires missed occurrences (late); older ones are skipped. Default 1 min.
-	CatchUp time.Duration
-	// Settle is how long a timer node must have been in the group before
-	// it may fire cluster schedules, so that it has the others' state
-	// first. Default 2 s.
-	Settle time.Duration
-	// ClockInterval is the period of clock-offset probes to timer peers.
-	// Default 2 s.
-	ClockInterval time.Duration
-
-	// Logger receives the service's diagnostics. Default zerolog.Nop().
-	Logger zerolog.Logger
-}
-
-// DefaultConfig returns a standalone, in-memory service on loopback.
-func DefaultConfig() Config {
-	return Config{
-		Endpoint:      "tcp://127.0.0.1:0",
-		Group:         "timer",
-		ClientTimeout: 5 * time.Second,
-		Window:        256,
-		MaxClients:    10000,
-		LateAfter:     500 * time.Millisecond,
-		CatchUp:       time.Minute,
-		Settle:        2 * time.Second,
-		ClockInterval: 2 * time.Second,
-		Logger:        zerolog.Nop(),
-	}
-}
-
-func (c *Config) fill() {
-	d := DefaultConfig()
-	if c.Endpoint == "" {
-		c.Endpoint = d.Endpoint
-	}
-	if c.Group == "" {
-		c.Group = d.Group
-	}
-	if c.ClientTimeout <= 0 {
-		c.ClientTimeout = d.ClientTimeout
-	}
-	if c.Window <= 0 {
-		c.Window = d.Window
-	}
-	if c.MaxClients <= 0 {
-		c.MaxClients = d.MaxClients
-	}
-	if c.LateAfter <= 0 {
-		c.LateAfter = d.LateAfter
-	}
-	if c.CatchUp <= 0 {
-		c.CatchUp = d.CatchUp
-	}
-	if c.Settle <= 0 {
-		c.Settle = d.Settle
-	}
-	if c.ClockInterval <= 0 {
-		c.ClockInterval = d.ClockInterval
-	}
-}
 
 // Mesh is what the service needs of a mesh node; *mesh.Node satisfies it.
 type Mesh interface {
@@ -207,20 +115,14 @@ func NewService(cfg Config) (*Service, error) {
 func (s *Service) Start(ctx context.Context) error {
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.started = time.Now()
-	// zmq4: Recv has no timeout, so cancelling this ctx (Close) is what
-	// ends the receive loop.
-	s.sock = zmq4.NewRouter(s.ctx, zmq4.WithID(zmq4.SocketIdentity("timer")))
-	if err := s.sock.Listen(s.cfg.Endpoint); err != nil {
+	if err := s.listen(); err != nil {
+		s.closed.Store(true) // nothing for Close to stop
 		s.cancel()
-		s.sock.Close()
-		return fmt.Errorf("timer: listen on %s: %w", s.cfg.Endpoint, err)
-	}
-	s.ep = s.cfg.Endpoint
-	if a, ok := s.sock.Addr().(*net.TCPAddr); ok {
-		s.ep = fmt.Sprintf("tcp://%s", a.String())
+		return err
 	}
 	if s.cfg.Mesh != nil {
 		if err := s.startMesh(); err != nil {
+			s.closed.Store(true)
 			s.cancel()
 			s.sock.Close()
 			return err
@@ -235,6 +137,44 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.log.Info().Str("endpoint", s.ep).Msg("timer service started")
 	return nil
+}
+
+// endpointFile keeps the endpoint the service bound last, so that after a
+// restart it binds the same ephemeral port again and its clients find it.
+const endpointFile = "timer.endpoint"
+
+// listen binds the ROUTER: first on the endpoint of the previous run (when
+// Endpoint asks for any port and it is free), else on Endpoint.
+func (s *Service) listen() error {
+	eps := []string{s.cfg.Endpoint}
+	prefix, anyPort := strings.CutSuffix(s.cfg.Endpoint, ":0")
+	if anyPort && s.cfg.DataDir != "" {
+		b, err := os.ReadFile(filepath.Join(s.cfg.DataDir, endpointFile))
+		if prev := strings.TrimSpace(string(b)); err == nil && len(prev) < 256 && strings.HasPrefix(prev, prefix+":") {
+			eps = []string{prev, s.cfg.Endpoint}
+		}
+	}
+	var err error
+	for _, ep := range eps {
+		// zmq4: Recv has no timeout, so cancelling s.ctx (Close) is what
+		// ends the receive loop.
+		sock := zmq4.NewRouter(s.ctx, zmq4.WithID(zmq4.SocketIdentity("timer")))
+		if err = sock.Listen(ep); err != nil {
+			sock.Close()
+			continue
+		}
+		s.sock, s.ep = sock, ep
+		if a, ok := sock.Addr().(*net.TCPAddr); ok {
+			s.ep = fmt.Sprintf("tcp://%s", a.String())
+		}
+		if s.cfg.DataDir != "" && anyPort {
+			if werr := os.WriteFile(filepath.Join(s.cfg.DataDir, endpointFile), []byte(s.ep+"\n"), 0o644); werr != nil {
+				s.log.Warn().Err(werr).Msg("timer: save endpoint")
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("timer: listen on %s: %w", s.cfg.Endpoint, err)
 }
 
 // Endpoint returns the address clients dial, e.g. "tcp://127.0.0.1:41234".
@@ -419,60 +359,6 @@ func (s *Service) sendRaw(id string, b []byte) {
 	}
 }
 
-func periodIndex(p time.Duration) int {
-	for i, q := range Periods {
-		if q == p {
-			return i
-		}
-	}
-	return -1
-}
-
-// tickLoop sends the ticks of Periods[i] to the clients that subscribed.
-func (s *Service) tickLoop(i int) {
-	defer s.wg.Done()
-	period := Periods[i]
-	t := time.NewTimer(time.Hour)
-	defer t.Stop()
-	next := TickNumber(time.Now(), period) + 1
-	type out struct {
-		id string
-		b  []byte
-	}
-	var batch []out
-	for {
-		n, skipped, err := waitTick(s.ctx, t, next, period)
-		if err != nil {
-			return
-		}
-		next = n + 1
-		m := message{Type: msgTick, Period: int64(period), N: n, At: n * int64(period)}
-		batch = batch[:0]
-		s.mu.Lock()
-		st := &s.ticks[i]
-		st.skipped += uint64(skipped)
-		st.last = n
-		for id, c := range s.clients {
-			if !c.subs[i] {
-				continue
-			}
-			if c.sent-c.acked >= uint64(s.cfg.Window) {
-				st.dropped++
-				continue
-			}
-			c.sent++
-			m.Seq = c.sent
-			b, _ := m.encode() // fixed-size fields only: cannot fail
-			batch = append(batch, out{id, b})
-			st.sent++
-		}
-		s.mu.Unlock()
-		for _, o := range batch {
-			s.sendRaw(o.id, o.b)
-		}
-	}
-}
-
 // housekeeping drops silent clients, saves changed schedules and probes
 // the peers' clocks.
 func (s *Service) housekeeping() {
@@ -489,6 +375,13 @@ func (s *Service) housekeeping() {
 			for id, c := range s.clients {
 				if now.Sub(c.lastSeen) > s.cfg.ClientTimeout {
 					delete(s.clients, id)
+				}
+			}
+			// A tombstone only has to outlive the partitions it may meet.
+			for name, e := range s.entries {
+				if e.rec.Deleted && now.Sub(time.Unix(0, e.rec.Version)) > tombstoneTTL {
+					delete(s.entries, name)
+					s.dirty = true
 				}
 			}
 			s.mu.Unlock()

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/logmesh/logmesh/curve"
 	"github.com/logmesh/logmesh/mesh"
 	"github.com/rs/zerolog"
 )
@@ -133,6 +134,7 @@ type runFlags struct {
 	port           int
 	advertise      string
 	gossipBind     string
+	keys           string
 	join           listFlag
 	evasive        time.Duration
 	expired        time.Duration
@@ -158,6 +160,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&f.advertise, "advertise", "", "host or host:port peers use to reach this node (NAT, several addresses)")
 	fs.StringVar(&f.gossipBind, "gossip-bind", "", "host:port to serve gossip on, so other nodes can --join this one")
 	fs.Var(&f.join, "join", "gossip seed host:port where broadcast does not reach (repeatable, or comma-separated)")
+	fs.StringVar(&f.keys, "keys", "", "close the mesh with CURVE: key directory with this node's secret key and the public keys of every admitted node ('logd keygen')")
 	fs.DurationVar(&f.evasive, "evasive", def.EvasiveTimeout, "silence after which a peer is pinged")
 	fs.DurationVar(&f.expired, "expired", def.ExpiredTimeout, "silence after which a peer is gone")
 	for _, c := range components {
@@ -187,6 +190,13 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	cfg.Name, cfg.BeaconPort, cfg.BeaconInterval = f.name, f.beaconPort, f.beaconInterval
 	cfg.Interface, cfg.BroadcastAddr, cfg.Bind, cfg.MailboxPort = f.iface, f.broadcast, f.bind, f.port
 	cfg.Advertise, cfg.GossipBind, cfg.Join = f.advertise, f.gossipBind, f.join
+	if f.keys != "" {
+		kp, allow, err := curve.LoadKeyDir(f.keys)
+		if err != nil {
+			return fmt.Errorf("--keys: %w", err)
+		}
+		cfg.Curve = &mesh.Curve{Keys: kp, Authorize: allow.Authorize}
+	}
 	cfg.EvasiveTimeout, cfg.ExpiredTimeout = f.evasive, f.expired
 	cfg.Logger = log.With().Str("room", "mesh").Logger()
 	node, err := mesh.New(cfg)

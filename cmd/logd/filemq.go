@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -57,8 +58,19 @@ func filemqFlagsRegister(fs *flag.FlagSet) {
 var archiveName = regexp.MustCompile(`^(.+)-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}\.\d{3}(\.[A-Za-z0-9.]+)?$`)
 
 // archiveMap publishes <dir>/<service>-<time>.log.gz as
-// /<service>/<service>-<time>.log.gz and skips everything else.
-func archiveMap(rel string) (string, bool) {
+// /<service>/<service>-<time>.log.gz and skips everything else. With
+// gzOnly, uncompressed archives are skipped too: in a capture directory
+// that compresses, they are rotated files about to be replaced by their .gz.
+func archiveMap(gzOnly bool) func(rel string) (string, bool) {
+	return func(rel string) (string, bool) {
+		if gzOnly && !strings.HasSuffix(rel, ".gz") {
+			return "", false
+		}
+		return mapArchive(rel)
+	}
+}
+
+func mapArchive(rel string) (string, bool) {
 	for _, part := range strings.Split(rel, "/") {
 		if strings.HasPrefix(part, ".") {
 			return "", false
@@ -104,8 +116,17 @@ func startFilemq(ctx context.Context, d *daemon) (func(), error) {
 	log := d.log.With().Str("room", "filemq").Logger()
 	var srv *filemq.Server
 	if f.shipTo != "" {
+		// Shipping the capture directory: the hub announces each archive
+		// as soon as it is complete; polling finds the ones archived before
+		// this start (or by another process).
+		capture := lpFlags.captureDir
+		if capture == "" {
+			capture = filepath.Join(d.dataDir, "capture")
+		}
+		isCapture := sameDir(f.shipTo, capture)
 		cfg := filemq.DefaultServerConfig()
-		cfg.Endpoint, cfg.PollInterval, cfg.Map, cfg.Logger = f.shipBind, f.shipPoll, archiveMap, log
+		cfg.Endpoint, cfg.PollInterval, cfg.Logger = f.shipBind, f.shipPoll, log
+		cfg.Map = archiveMap(isCapture && !lpFlags.noCompress)
 		var err error
 		if srv, err = filemq.NewServer(cfg); err != nil {
 			return nil, err
@@ -113,6 +134,13 @@ func startFilemq(ctx context.Context, d *daemon) (func(), error) {
 		if err := srv.Publish(f.shipTo, "/"); err != nil {
 			srv.Close()
 			return nil, err
+		}
+		if isCapture {
+			addArchiveListener(func(path, _ string) {
+				if err := srv.Announce(path); err != nil && !errors.Is(err, filemq.ErrClosed) {
+					log.Warn().Err(err).Str("file", path).Msg("announce archive")
+				}
+			})
 		}
 		d.node.SetHeader(headerFileMQ, wildcardEndpoint(srv.Endpoint()))
 		log.Info().Str("dir", f.shipTo).Str("endpoint", srv.Endpoint()).Msg("shipping archives")
@@ -147,6 +175,18 @@ func startFilemq(ctx context.Context, d *daemon) (func(), error) {
 			srv.Close()
 		}
 	}, nil
+}
+
+// sameDir reports whether a and b name the same directory.
+func sameDir(a, b string) bool {
+	if sa, err := os.Stat(a); err == nil {
+		if sb, err := os.Stat(b); err == nil {
+			return os.SameFile(sa, sb)
+		}
+	}
+	aa, errA := filepath.Abs(a)
+	bb, errB := filepath.Abs(b)
+	return errA == nil && errB == nil && aa == bb
 }
 
 // wildcardEndpoint turns a wildcard bind into "tcp://*:port": collectors
@@ -343,14 +383,14 @@ func printShipStatus(w io.Writer, st shipStatus) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if s := st.Shipping; s != nil {
 		fmt.Fprintf(tw, "SHIPPING %s on %s: %d archives, %s\n", s.Dir, s.Endpoint, s.Files, mib(s.Bytes))
-		fmt.Fprintln(tw, "COLLECTOR\tSHIPPED\tSENT\tPENDING\tIN FLIGHT")
+		fmt.Fprintln(tw, "COLLECTOR\tSHIPPED\tSENT\tPENDING\tIN FLIGHT\tCURRENT FILE")
 		for _, c := range s.Clients {
 			name := c.Name
 			if name == "" {
 				name = c.ID
 			}
-			fmt.Fprintf(tw, "%s\t%d files\t%s\t%d files, %s\t%s\n", name, c.ShippedFiles, mib(int64(c.Sent)),
-				c.PendingFiles, mib(c.PendingBytes), progress(c.Current, c.CurrentOffset, c.CurrentSize))
+			fmt.Fprintf(tw, "%s\t%d files\t%s\t%d files, %s\t%s\t%s\n", name, c.ShippedFiles, mib(int64(c.Sent)),
+				c.PendingFiles, mib(c.PendingBytes), mib(c.InFlight), progress(c.Current, c.CurrentOffset, c.CurrentSize))
 		}
 		if len(s.Clients) == 0 {
 			fmt.Fprintln(tw, "(no collector connected)")
@@ -361,7 +401,7 @@ func printShipStatus(w io.Writer, st shipStatus) error {
 			fmt.Fprintln(tw)
 		}
 		fmt.Fprintf(tw, "COLLECTING into %s\n", c.Dir)
-		fmt.Fprintln(tw, "PEER\tCONNECTED\tHELD\tRECEIVED\tIN FLIGHT\tERRORS")
+		fmt.Fprintln(tw, "PEER\tCONNECTED\tHELD\tRECEIVED\tCURRENT FILE\tERRORS")
 		for _, p := range c.Peers {
 			fmt.Fprintf(tw, "%s\t%v\t%d files\t%d files, %s\t%s\t%d\n", p.Name, p.Connected, p.HeldFiles,
 				p.ReceivedFiles, mib(int64(p.ReceivedBytes)), progress(p.Current, p.CurrentOffset, p.CurrentSize),

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,12 +16,20 @@ import (
 	"time"
 
 	"github.com/logmesh/logmesh/internal/meshtest"
+	"github.com/logmesh/logmesh/logpub"
+	"github.com/rs/zerolog"
 )
 
 // startLogdWith runs `logd run` on the test's loopback mesh with extra flags.
 func startLogdWith(t *testing.T, bin string, beaconPort int, name string, extra ...string) *logdProc {
 	t.Helper()
-	p := &logdProc{dataDir: t.TempDir(), stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	return startLogdAt(t, bin, beaconPort, name, t.TempDir(), extra...)
+}
+
+// startLogdAt is startLogdWith on a given data directory.
+func startLogdAt(t *testing.T, bin string, beaconPort int, name, dataDir string, extra ...string) *logdProc {
+	t.Helper()
+	p := &logdProc{dataDir: dataDir, stderr: &lockedBuffer{}, done: make(chan error, 1)}
 	args := append([]string{"run", "--data-dir", p.dataDir, "--name", name,
 		"--beacon-port", strconv.Itoa(beaconPort), "--beacon-interval", "100ms",
 		"--interface", "lo", "--broadcast", "127.255.255.255", "--bind", "127.0.0.1",
@@ -86,8 +95,8 @@ func TestShipAndCollect(t *testing.T) {
 	writeArchive(t, filepath.Join(ship, "api.log"), 100)                                 // live capture file
 	writeArchive(t, filepath.Join(ship, ".api-2026-11-27T05-00-00.000.log.gz.tmp"), 100) // being compressed
 
-	a := startLogdWith(t, bin, port, "logd-a", "--ship-to", ship, "--ship-poll", "100ms")
-	b := startLogdWith(t, bin, port, "logd-b", "--collect", collect)
+	a := startLogdWith(t, bin, port, "logd-a", "--ship-to", ship, "--ship-poll", "100ms", "--writer-endpoint", "")
+	b := startLogdWith(t, bin, port, "logd-b", "--collect", collect, "--writer-endpoint", "")
 	inbox := filepath.Join(collect, "logd-a")
 	collected := func() bool {
 		for rel, sum := range want {
@@ -152,6 +161,65 @@ func TestShipAndCollect(t *testing.T) {
 	}
 }
 
+// TestShipCapturedArchives logs through a logpub writer into a logd that
+// rotates its capture every 4 KiB and ships its capture directory; polling
+// is set to an hour, so the archives can only travel because the hub
+// announces them. A collecting logd must end up with every .gz archive,
+// byte for byte, and none of the live or uncompressed files.
+func TestShipCapturedArchives(t *testing.T) {
+	bin := buildLogd(t)
+	port := meshtest.Config(t).BeaconPort
+	dataA, collect := t.TempDir(), t.TempDir()
+	writerEP := "ipc://" + filepath.Join(dataA, "w.sock")
+	capture := filepath.Join(dataA, "capture")
+	a := startLogdAt(t, bin, port, "logd-a", dataA, "--ship-to", capture, "--ship-poll", "1h",
+		"--writer-endpoint", writerEP, "--rotate-size", "4KiB", "--rotate-every", "0")
+	b := startLogdWith(t, bin, port, "logd-b", "--collect", collect, "--writer-endpoint", "")
+	diag := func() string { return "stderr a:\n" + a.stderr.String() + "\nstderr b:\n" + b.stderr.String() }
+
+	// Wait until b collects from a, so that announcements reach a live session.
+	pollUntil(t, 30*time.Second, "b to collect from a", func() bool {
+		var st shipStatus
+		err := newAdminClient(b.dataDir).do(context.Background(), "GET", "/filemq/status", nil, &st)
+		return err == nil && st.Collecting != nil && len(st.Collecting.Peers) == 1 && st.Collecting.Peers[0].Connected
+	}, diag)
+
+	w := logpub.NewWriter(logpub.WriterOptions{Endpoint: writerEP, Service: "api"})
+	log := zerolog.New(w).With().Timestamp().Logger()
+	for i := 0; i < 300; i++ {
+		log.Warn().Int("i", i).Str("pad", strings.Repeat("x", 50)).Msg("to be shipped")
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	archives := func() map[string]string {
+		out := map[string]string{}
+		ents, _ := os.ReadDir(capture)
+		for _, e := range ents {
+			if strings.HasSuffix(e.Name(), ".log.gz") {
+				out["api/"+e.Name()] = fileSHA(filepath.Join(capture, e.Name()))
+			}
+		}
+		return out
+	}
+	pollUntil(t, 30*time.Second, "three archives on a", func() bool { return len(archives()) >= 3 }, diag)
+	inbox := filepath.Join(collect, "logd-a")
+	pollUntil(t, 30*time.Second, "every archive on b", func() bool {
+		for rel, sum := range archives() {
+			if fileSHA(filepath.Join(inbox, rel)) != sum {
+				return false
+			}
+		}
+		return true
+	}, diag)
+	filepath.WalkDir(inbox, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && !strings.Contains(p, "/.filemq/") && !strings.HasSuffix(p, ".log.gz") {
+			t.Errorf("collected a file that is not a compressed archive: %s", p)
+		}
+		return nil
+	})
+}
+
 func TestArchiveMap(t *testing.T) {
 	cases := map[string]string{
 		"api-2026-11-27T04-00-00.000.log.gz":      "api/api-2026-11-27T04-00-00.000.log.gz",
@@ -163,10 +231,16 @@ func TestArchiveMap(t *testing.T) {
 		"notes.txt": "",
 	}
 	for rel, want := range cases {
-		got, ok := archiveMap(rel)
+		got, ok := archiveMap(false)(rel)
 		if (want == "") == ok || got != want {
 			t.Errorf("archiveMap(%q) = %q, %v; want %q", rel, got, ok, want)
 		}
+	}
+	if _, ok := archiveMap(true)("api-2026-11-27T04-00-00.000.log"); ok {
+		t.Error("gzOnly map published an uncompressed archive")
+	}
+	if _, ok := archiveMap(true)("api-2026-11-27T04-00-00.000.log.gz"); !ok {
+		t.Error("gzOnly map skipped a .gz archive")
 	}
 	if got := resolveWildcard("tcp://*:5000", "tcp://10.0.0.7:4000"); got != "tcp://10.0.0.7:5000" {
 		t.Errorf("resolveWildcard: %s", got)

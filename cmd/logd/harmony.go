@@ -26,7 +26,7 @@ import (
 
 func init() {
 	registerComponent(component{name: "harmony", flags: harmonyFlags, start: startHarmony})
-	register(command{name: "reprocess", summary: "re-run a filter or a count over log archives, spread over the mesh's workers", run: runReprocess})
+	register(command{name: "reprocess", summary: "re-run a filter, count or conversion over log archives, spread over the mesh's workers", run: runReprocess})
 }
 
 var harmonyOpts struct {
@@ -79,6 +79,7 @@ func startHarmony(_ context.Context, d *daemon) (func(), error) {
 		})
 		d.log.Info().Str("endpoint", w.Endpoint()).Msg("harmony worker ready")
 	}
+	harmonyBatches.register(d.admin)
 	d.admin.HandleFunc("GET /harmony/workers", func(rw http.ResponseWriter, _ *http.Request) {
 		src := harmony.MeshWorkers{Dir: d.node}
 		if self != nil {
@@ -99,6 +100,7 @@ type reprocessFlags struct {
 	archives    bool
 	filter      string
 	countBy     string
+	convert     string
 	out         string
 	workers     listFlag
 	local       int
@@ -111,16 +113,18 @@ type reprocessFlags struct {
 
 func runReprocess(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f reprocessFlags
-	fs := newFlagSet("reprocess", "Re-runs a filter or a count over log archives (plain or gzip), spread over the\n"+
+	fs := newFlagSet("reprocess", "Re-runs a filter, a count or a conversion over log archives (plain or gzip), spread over the\n"+
 		"Harmony workers of the mesh. The output is in source order and identical to a\n"+
 		"single-process run; a worker that dies midway changes nothing but the time.\n\n"+
 		"  logd reprocess --from /var/log/app --filter 'level>=warn service=api msg~timeout' --out warn.ndjson\n"+
-		"  logd reprocess --archives --count-by level,service,minute", stderr)
+		"  logd reprocess --archives --count-by level,service,minute\n"+
+		"  logd reprocess --from old/ --convert 'logfmt time,level,service,message' --out old.logfmt", stderr)
 	fs.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "data directory of the local logd (its admin socket, its archives)")
 	fs.Var(&f.from, "from", "file or directory tree of archives to read (repeatable)")
-	fs.BoolVar(&f.archives, "archives", false, "read the archives collected in <data-dir>/archives")
+	fs.BoolVar(&f.archives, "archives", false, "read the archive tree the local logd collects (its --collect directory)")
 	fs.StringVar(&f.filter, "filter", "", "keep matching lines: terms level>=warn service=api msg~regexp field=value field!=value")
 	fs.StringVar(&f.countBy, "count-by", "", "count lines per key tuple, e.g. level,service,minute (NDJSON table)")
+	fs.StringVar(&f.convert, "convert", "", "rewrite every line: logfmt, or logfmt with a field list (logfmt time,level,message)")
 	fs.StringVar(&f.out, "out", "-", "output file (written atomically), - for stdout")
 	fs.Var(&f.workers, "workers", "worker task endpoints tcp://host:port (default: the mesh's, asked from the local logd)")
 	fs.IntVar(&f.local, "local", 0, "run this many workers in this process instead of the mesh's")
@@ -139,12 +143,20 @@ func runReprocess(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if fs.NArg() > 0 {
 		return usageErr("unexpected argument %q", fs.Arg(0))
 	}
+	given := 0
+	for _, s := range []string{f.filter, f.countBy, f.convert} {
+		if s != "" {
+			given++
+		}
+	}
 	var spec string
 	switch {
-	case f.filter != "" && f.countBy != "":
-		return usageErr("give --filter or --count-by, not both")
+	case given > 1:
+		return usageErr("give one of --filter, --count-by, --convert")
 	case f.countBy != "":
 		spec = "count-by " + f.countBy
+	case f.convert != "":
+		spec = "convert " + f.convert
 	default:
 		spec = strings.TrimSpace("filter " + f.filter)
 	}
@@ -154,7 +166,14 @@ func runReprocess(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	sources := append([]string(nil), f.from...)
 	if f.archives {
-		sources = append(sources, filepath.Join(f.dataDir, "archives"))
+		var st shipStatus
+		if err := newAdminClient(f.dataDir).do(ctx, http.MethodGet, "/filemq/status", nil, &st); err != nil {
+			return fmt.Errorf("--archives: %w", err)
+		}
+		if st.Collecting == nil || st.Collecting.Dir == "" {
+			return errors.New("--archives: the local logd collects no archives (start it with --collect DIR)")
+		}
+		sources = append(sources, st.Collecting.Dir)
 	}
 	if len(sources) == 0 {
 		return usageErr("nothing to read: give --from DIR or --archives")
@@ -182,16 +201,23 @@ func runReprocess(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer commit(false)
-	cfg := harmony.RunConfig{Job: job, Tasks: tasks, Out: out, Workers: workers,
+	id := harmony.NewBatchID()
+	cfg := harmony.RunConfig{Batch: id, Job: job, Tasks: tasks, Out: out, Workers: workers,
 		CollectorEndpoint: "tcp://127.0.0.1:0", TaskTimeout: f.taskTimeout}
 	if host != "127.0.0.1" {
 		cfg.CollectorEndpoint, cfg.AdvertiseHost = "tcp://0.0.0.0:0", host
 	}
-	if p := progressPrinter(f.progress, stderr); p != nil {
-		cfg.Progress = p.Print
+	printer := progressPrinter(f.progress, stderr)
+	reporter := newBatchReporter(newAdminClient(f.dataDir), id)
+	cfg.Progress = func(p harmony.Progress) {
+		if printer != nil {
+			printer.Print(p)
+		}
+		reporter.progress(p)
 	}
 	rep, err := harmony.Run(ctx, cfg)
 	if err != nil {
+		reporter.failed(err)
 		return err
 	}
 	if err := commit(true); err != nil {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logmesh/logmesh/dashboard"
 	"github.com/logmesh/logmesh/harmony"
 	"github.com/logmesh/logmesh/internal/meshtest"
 )
@@ -89,6 +90,14 @@ func TestReprocessLocalWorkers(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", s, stderr)
 		}
 	}
+	conv, err := exec.Command(bin, "reprocess", "--data-dir", t.TempDir(), "--local", "1", "--from", dir,
+		"--convert", "logfmt level,message", "--chunk-lines", "500", "--progress", "none").Output()
+	if err != nil {
+		t.Fatalf("reprocess --convert: %v", err)
+	}
+	if want := reference(t, "convert logfmt level,message", dir); !bytes.Equal(conv, want) || !bytes.HasPrefix(conv, []byte("level=")) {
+		t.Fatalf("--convert output differs from a single-process run:\n%.200s\nvs\n%.200s", conv, want)
+	}
 	// A bad command line exits with 2.
 	err = exec.Command(bin, "reprocess", "--from", dir, "--filter", "level>=loud").Run()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
@@ -129,6 +138,13 @@ func TestReprocessOverMesh(t *testing.T) {
 	}
 	if want := reference(t, "count-by level,service,minute", dir); !bytes.Equal(got, want) {
 		t.Fatalf("output differs from a single-process run:\n%.300s\nvs\n%.300s", got, want)
+	}
+	var batches []dashboard.Batch
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	err = newAdminClient(a.dataDir).do(ctx, http.MethodGet, "/harmony/batches", nil, &batches)
+	cancel()
+	if err != nil || len(batches) != 1 || batches[0].Done != batches[0].Tasks || batches[0].Tasks == 0 || batches[0].Ended.IsZero() {
+		t.Errorf("batches reported to logd-a: %+v, %v", batches, err)
 	}
 	for _, p := range []*logdProc{a, b} {
 		var st harmony.WorkerStats

@@ -53,13 +53,14 @@ func (b *lockedBuffer) String() string {
 }
 
 // startLogd runs `logd run` on the test's isolated loopback mesh.
-func startLogd(t *testing.T, bin string, beaconPort int, name string) *logdProc {
+func startLogd(t *testing.T, bin string, beaconPort int, name string, extra ...string) *logdProc {
 	t.Helper()
 	p := &logdProc{dataDir: t.TempDir(), stderr: &lockedBuffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(bin, "run", "--data-dir", p.dataDir, "--name", name,
+	args := []string{"run", "--data-dir", p.dataDir, "--name", name,
 		"--beacon-port", strconv.Itoa(beaconPort), "--beacon-interval", "100ms",
 		"--interface", "lo", "--broadcast", "127.255.255.255", "--bind", "127.0.0.1",
-		"--evasive", "1s", "--expired", "5s", "--log-level", "debug")
+		"--evasive", "1s", "--expired", "5s", "--log-level", "debug"}
+	p.cmd = exec.Command(bin, append(args, extra...)...)
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -124,5 +125,55 @@ func TestTwoLogdsSeeEachOther(t *testing.T) {
 	}
 	if !strings.Contains(a.stderr.String(), "ENTER") {
 		t.Errorf("logd-a did not log ENTER:\n%s", a.stderr)
+	}
+}
+
+// TestTwoLogdsWithKeys closes the mesh with CURVE: each logd has its key
+// pair from `logd keygen` and the other's public key in its key directory.
+func TestTwoLogdsWithKeys(t *testing.T) {
+	bin := buildLogd(t)
+	dirA, dirB := t.TempDir(), t.TempDir()
+	for _, k := range []struct{ dir, name string }{{dirA, "a"}, {dirB, "b"}} {
+		if out, err := exec.Command(bin, "keygen", "--dir", k.dir, "--name", k.name).CombinedOutput(); err != nil {
+			t.Fatalf("keygen: %v\n%s", err, out)
+		}
+	}
+	copyFile(t, filepath.Join(dirA, "a.key"), filepath.Join(dirB, "a.key"))
+	copyFile(t, filepath.Join(dirB, "b.key"), filepath.Join(dirA, "b.key"))
+
+	port := meshtest.Config(t).BeaconPort
+	a := startLogd(t, bin, port, "logd-a", "--keys", dirA)
+	b := startLogd(t, bin, port, "logd-b", "--keys", dirB)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ra, errA := peersJSON(t, bin, a.dataDir)
+		rb, errB := peersJSON(t, bin, b.dataDir)
+		if errA == nil && errB == nil && len(ra.Peers) == 1 && ra.Peers[0].ID == rb.Self.ID {
+			if key := ra.Peers[0].Headers["X-PUBLICKEY"]; key == "" || key != rb.Self.Headers["X-PUBLICKEY"] {
+				t.Fatalf("peer key %q, self key %q", key, rb.Self.Headers["X-PUBLICKEY"])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the CURVE logds never met: %+v %v / %+v %v\nstderr a:\n%s", ra, errA, rb, errB, a.stderr)
+		}
+		time.Sleep(100 * time.Millisecond) // poll interval
+	}
+	for _, p := range []*logdProc{a, b} {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		if err := <-p.done; err != nil {
+			t.Fatalf("logd exited with %v\n%s", err, p.stderr)
+		}
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -109,15 +109,21 @@ func startLogpub(ctx context.Context, d *daemon) (func(), error) {
 	h, err := startHub(ctx, cfg)
 	if err != nil && cfg.WriterEndpoint != "" && errors.Is(err, syscall.EADDRINUSE) {
 		// Another logd on this host holds the well-known writer endpoint:
-		// serve the mesh without local writers rather than not at all.
-		d.log.Warn().Err(err).Msg("local writer endpoint in use; apps cannot log to this logd")
-		cfg.WriterEndpoint = ""
+		// take an ephemeral loopback port (logged; apps must be given it)
+		// rather than not serving at all.
+		cfg.WriterEndpoint = "tcp://127.0.0.1:0"
 		h, err = startHub(ctx, cfg)
+		if err == nil {
+			d.log.Warn().Str("wanted", f.writerEndpoint).Str("writers", h.WriterEndpoint()).
+				Msg("local writer endpoint in use; apps must set LOGPUB_ENDPOINT to reach this logd")
+		}
 	}
 	if err != nil {
 		return nil, err
 	}
+	// One endpoint serves live streams and --since queries.
 	d.node.SetHeader("X-LOGD-PUB", advertisedEndpoint(h.PubEndpoint()))
+	d.node.SetHeader("X-LOGD-QUERY", advertisedEndpoint(h.PubEndpoint()))
 	d.admin.HandleFunc("GET /logpub/stats", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(h.Stats())

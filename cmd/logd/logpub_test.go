@@ -61,6 +61,9 @@ func TestLogdCapturesPublishesAndAdvertises(t *testing.T) {
 			time.Sleep(50 * time.Millisecond) // poll interval
 		}
 	}
+	if q := r0(t, bin, p.dataDir).Self.Headers["X-LOGD-QUERY"]; q != pub {
+		t.Fatalf("X-LOGD-QUERY %q, want %q", q, pub)
+	}
 	if !strings.HasPrefix(pub, "tcp://*:") {
 		t.Fatalf("X-LOGD-PUB %q: want tcp://*:port for a wildcard bind", pub)
 	}
@@ -109,4 +112,13 @@ func TestLogdCapturesPublishesAndAdvertises(t *testing.T) {
 	if err := <-p.done; err != nil {
 		t.Fatalf("logd exit: %v\n%s", err, p.stderr)
 	}
+}
+
+func r0(t *testing.T, bin, dataDir string) peersReply {
+	t.Helper()
+	r, err := peersJSON(t, bin, dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -248,7 +249,7 @@ func timerRemove(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	if err := newAdminClient(*dataDir).do(ctx, http.MethodDelete, "/timer/schedules/"+name, nil, nil); err != nil {
+	if err := newAdminClient(*dataDir).do(ctx, http.MethodDelete, "/timer/schedules/"+url.PathEscape(name), nil, nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "removed %s\n", name)

@@ -123,6 +123,12 @@ func TestTimerCommands(t *testing.T) {
 	if out, _, code := logdCmd(t, bin, "timer", "rm", "beat", dd); code != 0 || !strings.Contains(out, "removed beat") {
 		t.Fatalf("rm beat: code %d, %q", code, out)
 	}
+	if _, errOut, code := logdCmd(t, bin, "timer", "add", "jobs/a", "--at", "+1h", dd); code != 0 {
+		t.Fatalf("add jobs/a: code %d, %q", code, errOut)
+	}
+	if out, errOut, code := logdCmd(t, bin, "timer", "rm", "jobs/a", dd); code != 0 || !strings.Contains(out, "removed jobs/a") {
+		t.Fatalf("rm jobs/a: code %d, %q %q", code, out, errOut)
+	}
 
 	// The schedules survive a restart of logd.
 	p.stop(t)

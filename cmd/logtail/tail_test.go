@@ -39,6 +39,9 @@ func helperHub() int {
 	cfg := logpub.DefaultHubConfig()
 	cfg.WriterEndpoint = os.Getenv("LT_WRITER")
 	cfg.Capture.Dir = os.Getenv("LT_CAPTURE")
+	if q, _ := strconv.Atoi(os.Getenv("LT_SUBQ")); q > 0 {
+		cfg.SubQueueEvents = q
+	}
 	h, err := logpub.NewHub(cfg)
 	if err == nil {
 		err = h.Start(context.Background())
@@ -83,10 +86,10 @@ func helper(t *testing.T, role string, env ...string) *exec.Cmd {
 }
 
 // startHub runs a hub process and returns its publish endpoint.
-func startHub(t *testing.T, dir string) (writerEP, pubEP string) {
+func startHub(t *testing.T, dir string, env ...string) (writerEP, pubEP string) {
 	t.Helper()
 	writerEP = "ipc://" + filepath.Join(dir, "w.sock")
-	cmd := helper(t, "hub", "LT_WRITER="+writerEP, "LT_CAPTURE="+filepath.Join(dir, "cap"))
+	cmd := helper(t, "hub", append(env, "LT_WRITER="+writerEP, "LT_CAPTURE="+filepath.Join(dir, "cap"))...)
 	stdin, _ := cmd.StdinPipe()
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {

@@ -48,7 +48,7 @@ function chartOpts(el, series) {
     width: Math.max(300, el.clientWidth - 4), height: 200,
     scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
     axes: [{}, { label: "events/s", size: 60 }],
-    legend: { live: true },
+    legend: { live: false },
     series: [{}].concat(series),
   };
 }

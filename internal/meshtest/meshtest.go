@@ -26,7 +26,8 @@ var (
 )
 
 // Config returns a mesh.Config for the test's own mesh on loopback: a beacon
-// port reserved for this test (the same for every call in one test),
+// port reserved for this test (the same for every call with the same t; a
+// subtest has its own t, so pass the parent's config down to share a mesh),
 // beacons to 127.255.255.255 every 100 ms, mailbox on 127.0.0.1, evasive
 // after 1 s and expired after 5 s, warnings logged to the test log.
 func Config(t testing.TB) mesh.Config {
