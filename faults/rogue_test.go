@@ -24,6 +24,7 @@ type socket struct {
 	network string // tcp or unix
 	addr    string
 	zmtp    bool   // a ZeroMQ socket (ZMTP 3), else logpub's framed TCP
+	http    bool   // the dashboard's HTTP server
 	prefix  []byte // the protocol's first bytes, for mutated messages
 }
 
@@ -46,19 +47,20 @@ func sockets(t *testing.T, l *logd) []socket {
 		key    string
 		zmtp   bool
 		prefix []byte
+		http   bool
 	}{
-		{"X-LOGD-PUB", false, nil},
-		{"X-TIMER", true, []byte("{")},
-		{"X-FILEMQ", true, []byte{0xAA, 0xA3}},
-		{"X-HARMONY", true, []byte{0xA5}},
-		{"X-HTTP", false, nil},
+		{"X-LOGD-PUB", false, nil, false},
+		{"X-TIMER", true, []byte("{"), false},
+		{"X-FILEMQ", true, []byte{0xAA, 0xA3}, false},
+		{"X-HARMONY", true, []byte{0xA5}, false},
+		{"X-HTTP", false, nil, true},
 	} {
 		ep, ok := r.Self.Headers[h.key]
 		if !ok {
 			t.Logf("%s does not advertise %s", l.name, h.key)
 			continue
 		}
-		ss = append(ss, socket{name: h.key, network: "tcp", addr: hostPort(ep), zmtp: h.zmtp, prefix: h.prefix})
+		ss = append(ss, socket{name: h.key, network: "tcp", addr: hostPort(ep), zmtp: h.zmtp, prefix: h.prefix, http: h.http})
 	}
 	ss = append(ss, socket{name: "writer (logpub)", network: "unix", addr: strings.TrimPrefix(l.writerEndpoint(), "ipc://")})
 	return ss
@@ -138,6 +140,35 @@ func framedGarbage(r *rand.Rand) []byte {
 	}
 }
 
+// httpGarbage is one HTTP/1.1 request, closing the connection after it:
+// NDJSON ingest with random and mutated lines, a random path, a bad
+// method or an oversized header.
+func httpGarbage(r *rand.Rand, host string) []byte {
+	var b strings.Builder
+	switch r.IntN(4) {
+	case 0, 1:
+		var body strings.Builder
+		for range r.IntN(20) + 1 {
+			line := []byte(`{"level":"info","service":"rogue","message":"hello","n":1}`)
+			for range r.IntN(4) {
+				line[r.IntN(len(line))] = byte(r.Uint32())
+			}
+			if r.IntN(4) == 0 {
+				line = garbage(r, nil, 200)
+			}
+			body.Write(line)
+			body.WriteByte('\n')
+		}
+		fmt.Fprintf(&b, "POST /api/v1/logs HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-ndjson\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+			host, body.Len(), body.String())
+	case 2:
+		fmt.Fprintf(&b, "GET /api/v1/%x?since=%x HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", garbage(r, nil, 20), garbage(r, nil, 8), host)
+	default:
+		fmt.Fprintf(&b, "%X / HTTP/1.1\r\nHost: %s\r\nX-Junk: %s\r\nConnection: close\r\n\r\n", garbage(r, nil, 6), host, strings.Repeat("j", r.IntN(2<<20)))
+	}
+	return []byte(b.String())
+}
+
 // attack opens rounds connections to s: half send raw noise, half speak
 // the protocol's framing (ZMTP handshake, or logpub frames) around random
 // and mutated bodies. It counts the connections the server closed.
@@ -156,6 +187,9 @@ func attack(r *rand.Rand, s socket, rounds, msgs int) rogueStats {
 		switch {
 		case i%2 == 0: // raw noise
 			w.Write(garbage(r, nil, 4096))
+			st.messages++
+		case s.http:
+			w.Write(httpGarbage(r, s.addr))
 			st.messages++
 		case s.zmtp:
 			w.Write(zmtpGreeting())
