@@ -31,6 +31,37 @@ type socket struct {
 // rogueStats counts what a rogue tried on one socket.
 type rogueStats struct {
 	conns, messages, closedByServer int
+	// stalled: connections that sent a few bytes (less than any greeting
+	// or frame header) and then nothing, still open after stallWait.
+	stalls, stalledOpen int
+}
+
+// stallWait is how long a stalled connection is watched.
+const stallWait = 15 * time.Second
+
+// stall opens n connections that send 1..9 bytes and go quiet, and counts
+// those logd has not closed after stallWait (slowloris).
+func stall(r *rand.Rand, s socket, n int) (tried, open int) {
+	var conns []net.Conn
+	for range n {
+		c, err := net.DialTimeout(s.network, s.addr, 2*time.Second)
+		if err != nil {
+			continue
+		}
+		c.Write(garbage(r, nil, 9))
+		conns = append(conns, c)
+	}
+	deadline := time.Now().Add(stallWait)
+	for _, c := range conns {
+		c.SetReadDeadline(deadline)
+		_, err := io.Copy(io.Discard, c)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			open++
+		}
+		c.Close()
+	}
+	return len(conns), open
 }
 
 // sockets lists every socket logd l advertises (mesh headers, its
@@ -185,8 +216,8 @@ func attack(r *rand.Rand, s socket, rounds, msgs int) rogueStats {
 		c.SetDeadline(time.Now().Add(time.Duration(1+2*(1-i%2)) * time.Second))
 		w := bufio.NewWriter(c)
 		switch {
-		case i%2 == 0: // raw noise
-			w.Write(garbage(r, nil, 4096))
+		case i%2 == 0: // raw noise, at least a greeting's length
+			w.Write(append(garbage(r, nil, 64), garbage(r, nil, 4032)...))
 			st.messages++
 		case s.http:
 			w.Write(httpGarbage(r, s.addr))
@@ -324,7 +355,9 @@ func TestRoguePeer(t *testing.T) {
 		go func() {
 			defer awg.Done()
 			r := rand.New(rand.NewPCG(uint64(i), 42))
-			results[i] = attack(r, s, rounds, msgs)
+			res := attack(r, s, rounds, msgs)
+			res.stalls, res.stalledOpen = stall(r, s, 5)
+			results[i] = res
 		}()
 	}
 	udp := beaconGarbage(t, rand.New(rand.NewPCG(7, 7)), port, pick(500, 20000))
@@ -380,7 +413,8 @@ func TestRoguePeer(t *testing.T) {
 		if st.conns == 0 {
 			t.Errorf("%s (%s): no connection made", s.name, s.addr)
 		}
-		lines = append(lines, fmt.Sprintf("%s: %d connections, %d inputs, %d closed by logd", s.name, st.conns, st.messages, st.closedByServer))
+		lines = append(lines, fmt.Sprintf("%s: %d connections, %d inputs, %d closed by logd, %d of %d stalled connections still open after %v",
+			s.name, st.conns, st.messages, st.closedByServer, st.stalledOpen, st.stalls, stallWait))
 		// Raw noise is never a valid handshake: logd must drop it.
 		if st.closedByServer < (st.conns+1)/2 {
 			t.Errorf("%s: logd closed %d of %d connections, fewer than the %d that sent raw noise", s.name, st.closedByServer, st.conns, (st.conns+1)/2)
