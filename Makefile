@@ -5,8 +5,9 @@ FUZZTIME ?= 3s
 
 # Debian packages the tests need: ip/tc (network namespaces), pyzmq (libzmq
 # interop), chromium (dashboard browser test), rsyslog (bench/e2e comparison),
-# nftables (packet loss for the fault tests where the kernel has no tc netem).
-DEB_PACKAGES := iproute2 python3-zmq chromium chromium-driver rsyslog nftables
+# nftables (packet loss for the fault tests where the kernel has no tc netem),
+# libczmq4 (zgossip interop of the mesh).
+DEB_PACKAGES := iproute2 python3-zmq chromium chromium-driver rsyslog nftables libczmq4
 
 .PHONY: run demo test deps vet unit fuzz-short fuzz bench clean
 

@@ -53,30 +53,61 @@ func artifactDir(t *testing.T) string {
 	return dir
 }
 
-// newBrowser starts a headless chromium with a fresh profile; it is stopped
-// (process and goroutines) when the test ends.
+// One headless chromium serves every browser test of the package (starting
+// one is the slow part on a loaded machine); each test gets its own tab in
+// its own browser context (fresh cookies). TestMain stops it.
+var browser struct {
+	once sync.Once
+	ctx  context.Context
+	err  error
+	stop func()
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if browser.stop != nil {
+		browser.stop()
+	}
+	os.Exit(code)
+}
+
+// newBrowser returns a new tab, closed when the test ends.
 func newBrowser(t *testing.T) (context.Context, *jsErrors) {
 	t.Helper()
 	path := chromiumPath(t)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-renderer-backgrounding", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 1100),
-	)
+	browser.once.Do(func() {
+		dir, err := os.MkdirTemp("", "logmesh-chromium-")
+		if err != nil {
+			browser.err = err
+			return
+		}
+		allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+			chromedp.ExecPath(path),
+			chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+			chromedp.NoDefaultBrowserCheck,
+			chromedp.Flag("disable-quic", true),
+			chromedp.Flag("disable-background-networking", true),
+			chromedp.Flag("disable-component-update", true),
+			chromedp.Flag("disable-sync", true),
+			chromedp.Flag("disable-dev-shm-usage", true),
+			chromedp.Flag("disable-background-timer-throttling", true),
+			chromedp.Flag("disable-renderer-backgrounding", true),
+			chromedp.UserDataDir(dir),
+			chromedp.WindowSize(1280, 1100),
+		)
+		ctx, cancel := chromedp.NewContext(allocCtx)
+		browser.ctx = ctx
+		browser.stop = func() { cancel(); cancelAlloc(); os.RemoveAll(dir) }
+		browser.err = chromedp.Do(ctx) // start the browser now, without a timeout
+	})
+	if browser.err != nil {
+		t.Fatalf("start chromium: %v", browser.err)
+	}
 	errs := &jsErrors{}
-	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithListener(errs.listen))
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil { // start the browser now, without a timeout
-		t.Fatalf("start chromium: %v", err)
+	ctx, cancel := chromedp.NewContext(browser.ctx, chromedp.WithNewBrowserContext(), chromedp.WithListener(errs.listen))
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil { // open the tab
+		t.Fatalf("open a tab: %v", err)
 	}
 	return ctx, errs
 }
@@ -327,7 +358,7 @@ func TestBrowserWithToken(t *testing.T) {
 			t.Fatalf("tail with token: %v", err)
 		}
 	}
-	// Without the cookie (a fresh browser), the page is refused.
+	// Without the cookie (a fresh browser context), the page is refused.
 	ctx2, _ := newBrowser(t)
 	resp := run(t, ctx2, "open without token", chromedp.NavigateResponse(base+"/"))
 	if resp.Status != http.StatusUnauthorized {

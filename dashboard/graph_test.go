@@ -227,3 +227,53 @@ func TestGraphWindowSmoothsBursts(t *testing.T) {
 		}
 	}
 }
+
+// With the default configuration the graphs get a sample every 100 ms,
+// on wall-aligned ticks.
+func TestGraphSamplesEvery100ms(t *testing.T) {
+	s, _ := startServer(t, Config{})
+	c := testClient(t)
+	r := openStream(t, c, "http://"+s.Addr()+"/api/v1/graph")
+	if ev := readSSE(t, r); ev.name != "history" {
+		t.Fatalf("first event %q", ev.name)
+	}
+	var prev float64
+	steps := 0
+	for i := 0; i < 8; i++ {
+		ev := readSSE(t, r)
+		var sm sample
+		if err := json.Unmarshal([]byte(ev.data), &sm); err != nil {
+			t.Fatal(err)
+		}
+		ms := int64(sm.T*1000 + 0.5)
+		if ms%100 != 0 {
+			t.Fatalf("sample at %.3f is not on a 100 ms tick", sm.T)
+		}
+		if prev != 0 && sm.T-prev < 0.15 {
+			steps++
+		}
+		prev = sm.T
+	}
+	if steps < 4 { // most steps are one tick; a loaded machine may skip some
+		t.Fatalf("only %d of 7 steps were 100 ms", steps)
+	}
+}
+
+// An idle stream gets SSE comment heartbeats, so proxies keep it open.
+func TestSSEHeartbeat(t *testing.T) {
+	s, _ := startServer(t, Config{Heartbeat: 30 * time.Millisecond})
+	c := testClient(t)
+	r := openStream(t, c, "http://"+s.Addr()+"/api/v1/stream?format=sse")
+	for n := 0; ; n++ {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == ": hb\n" {
+			return
+		}
+		if n > 10 {
+			t.Fatalf("no heartbeat in the first lines; got %q", line)
+		}
+	}
+}

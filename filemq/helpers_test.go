@@ -1,6 +1,7 @@
 package filemq
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -29,7 +30,10 @@ func fastDir(t testing.TB) string {
 	return t.TempDir()
 }
 
-// writeRandom writes size pseudo-random bytes (seeded) to path.
+// writeRandom writes size pseudo-random bytes (seeded) to path. Large
+// files repeat one random block of a length that is no multiple of any
+// chunk size, so that a chunk written at a wrong offset still shows in the
+// file's hash, while generating hundreds of MiB stays cheap under -race.
 func writeRandom(t testing.TB, path string, size int64, seed uint64) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -40,10 +44,58 @@ func writeRandom(t testing.TB, path string, size int64, seed uint64) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	r := rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), byte(seed >> 16)})
-	if _, err := io.CopyN(f, r, size); err != nil {
+	block := make([]byte, min(size, 1<<20+4093))
+	rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), byte(seed >> 16)}).Read(block)
+	w := bufio.NewWriterSize(f, 1<<20)
+	for left := size; left > 0; left -= int64(len(block)) {
+		if _, err := w.Write(block[:min(left, int64(len(block)))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// treeSizes maps each regular file under dir (outside .filemq) to its size.
+func treeSizes(t testing.TB, dir string) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // a file renamed meanwhile: the next poll sees it
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if d.IsDir() && rel == stateDir {
+			return filepath.SkipDir
+		}
+		if d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				out[filepath.ToSlash(rel)] = fi.Size()
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+// waitTree waits until inbox holds exactly the files of want (hashes),
+// polling on names and sizes and hashing only when those match, so that
+// polling does not re-read hundreds of MiB every few milliseconds.
+func waitTree(t testing.TB, d time.Duration, what, inbox string, want map[string]string, wantSizes map[string]int64) {
+	t.Helper()
+	waitFor(t, d, what, func() bool {
+		got := treeSizes(t, inbox)
+		if len(got) != len(wantSizes) {
+			return false
+		}
+		for k, v := range wantSizes {
+			if got[k] != v {
+				return false
+			}
+		}
+		return sameTree(want, treeHashes(t, inbox))
+	})
 }
 
 // treeHashes maps each regular file under dir (outside .filemq) to its SHA-256.

@@ -148,5 +148,5 @@ func TestNetworkCut(t *testing.T) {
 		t.Fatal("the file completed before the cut")
 	}
 	h.linkA("up")
-	waitFor(t, 90*time.Second, "the tree after the cut", func() bool { return sameTree(want, treeHashes(t, inbox)) })
+	waitTree(t, 90*time.Second, "the tree after the cut", inbox, want, treeSizes(t, src))
 }

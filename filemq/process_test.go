@@ -127,7 +127,7 @@ func TestKillResume(t *testing.T) {
 	}
 
 	startClientProcess(t, s.Endpoint(), inbox)
-	waitFor(t, 60*time.Second, "the tree to be complete", func() bool { return sameTree(want, treeHashes(t, inbox)) })
+	waitTree(t, 90*time.Second, "the tree to be complete", inbox, want, treeSizes(t, src))
 	// Bytes and files on the wire after the restart, over every later
 	// session (a loaded machine may cut one by heartbeat timeout).
 	var sent, files uint64
@@ -183,7 +183,7 @@ func TestServerRestartResume(t *testing.T) {
 	mustNot(t, err)
 	defer s2.Close()
 	mustNot(t, s2.Publish(src, "/"))
-	waitFor(t, 30*time.Second, "the file after the restart", func() bool { return sameTree(want, treeHashes(t, inbox)) })
+	waitTree(t, 60*time.Second, "the file after the restart", inbox, want, treeSizes(t, src))
 	var cs ClientShipping
 	waitFor(t, 10*time.Second, "the new server's eof", func() bool {
 		var ok bool

@@ -47,14 +47,14 @@ func TestShipTree(t *testing.T) {
 	c := testClient(t, inbox)
 	mustNot(t, c.Subscribe("/"))
 	mustNot(t, c.Connect(s.Endpoint()))
-	waitFor(t, 60*time.Second, "the tree to arrive", func() bool { return sameTree(want, treeHashes(t, inbox)) })
+	waitTree(t, 90*time.Second, "the tree to arrive", inbox, want, treeSizes(t, src))
 
 	// Live changes reach the connected client.
 	writeRandom(t, filepath.Join(src, "d1/new.log"), 70_000, 7)
 	writeRandom(t, filepath.Join(src, "d2/s002.log"), 5, 8) // was 12 bytes
 	mustNot(t, os.Remove(filepath.Join(src, "d3/s003.log")))
 	want = treeHashes(t, src)
-	waitFor(t, 10*time.Second, "live changes", func() bool { return sameTree(want, treeHashes(t, inbox)) })
+	waitTree(t, 20*time.Second, "live changes", inbox, want, treeSizes(t, src))
 
 	st, err := s.Stats()
 	mustNot(t, err)

@@ -106,7 +106,7 @@ func NewCollector(cfg CollectorConfig) (*Collector, error) {
 		lastProgress: time.Now(),
 	}
 	c.stats = CollectorStats{Batch: cfg.Batch.String(), Started: time.Now(), Committed: int(cfg.StartAt)}
-	c.router = zmq4.NewRouter(ctx, zmq4.WithID(zmq4.SocketIdentity(uuid.NewString())))
+	c.router = zmq4.NewRouter(ctx, zmq4.WithID(zmq4.SocketIdentity(uuid.NewString())), zmq4.WithLogger(zmqLogger(cfg.Log)))
 	if err := c.router.Listen(cfg.Endpoint); err != nil {
 		cancel()
 		c.router.Close()

@@ -12,7 +12,8 @@ import (
 
 // link is one DEALER connection to one endpoint, kept up by the link's own
 // goroutine. It works around these zmq4 v0.17.0 limits:
-//   - Dial blocks (retries × 250 ms), so it runs in the link's goroutine;
+//   - Dial blocks (retries × 250 ms, and a handshake without timeout, see
+//     transport.go), so it runs in the link's goroutine;
 //   - a DEALER sends to every endpoint it is connected to, so a link has
 //     exactly one;
 //   - WithAutomaticReconnect redials from inside a failed write while the
@@ -28,6 +29,7 @@ type link struct {
 	cancel context.CancelFunc
 	onRecv func(frames [][]byte)
 	onUp   func()
+	onDown func()
 	last   atomic.Int64 // unix nanoseconds of the last send
 
 	mu      sync.Mutex
@@ -38,12 +40,13 @@ type link struct {
 }
 
 // dialLink starts connecting to ep. If onRecv is set, every message
-// received from the peer is passed to it, and onUp is called on every
-// (re)connection; both run on the link's goroutine. The goroutine is
+// received from the peer is passed to it; onUp and onDown (if set) are
+// called when the connection comes up and when it drops. They all run on
+// the link's goroutine. The goroutine is
 // counted in wg and ends when the link or parent ctx is closed.
-func dialLink(parent context.Context, wg *sync.WaitGroup, ep, id string, onRecv func(frames [][]byte), onUp func()) *link {
+func dialLink(parent context.Context, wg *sync.WaitGroup, ep, id string, onRecv func(frames [][]byte), onUp, onDown func()) *link {
 	ctx, cancel := context.WithCancel(parent)
-	l := &link{ep: ep, id: id, ctx: ctx, cancel: cancel, onRecv: onRecv, onUp: onUp, up: make(chan struct{})}
+	l := &link{ep: ep, id: id, ctx: ctx, cancel: cancel, onRecv: onRecv, onUp: onUp, onDown: onDown, up: make(chan struct{})}
 	l.last.Store(time.Now().UnixNano())
 	wg.Add(1)
 	go func() {
@@ -57,7 +60,7 @@ func (l *link) run() {
 	for l.ctx.Err() == nil {
 		sock := zmq4.NewDealer(l.ctx, zmq4.WithID(zmq4.SocketIdentity(l.id)),
 			zmq4.WithDialerRetry(100*time.Millisecond), zmq4.WithDialerMaxRetries(-1))
-		if err := sock.Dial(l.ep); err != nil {
+		if err := sock.Dial(linkEndpoint(l.ep)); err != nil {
 			sock.Close()
 			return // only when ctx ends: retries are unlimited
 		}
@@ -89,6 +92,9 @@ func (l *link) run() {
 		sock.Close()
 		l.sendMu.Unlock()
 		l.redials.Add(1)
+		if l.onDown != nil {
+			l.onDown()
+		}
 	}
 }
 

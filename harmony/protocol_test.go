@@ -3,7 +3,9 @@ package harmony
 import (
 	"bytes"
 	"context"
+	"net"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -223,5 +225,36 @@ func TestCloseMidBatchLeavesNoGoroutine(t *testing.T) {
 	c.Close()
 	for _, w := range ws {
 		w.Close()
+	}
+}
+
+// TestLinkCloseDuringSilentHandshake: a peer that accepts TCP and never
+// speaks ZMTP (a stopped process) must not hold a link's Close.
+func TestLinkCloseDuringSilentHandshake(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c
+		}
+	}()
+	var wg sync.WaitGroup
+	l := dialLink(context.Background(), &wg, "tcp://"+ln.Addr().String(), "silent", func([][]byte) {}, nil, nil)
+	c := <-accepted
+	defer c.Close()
+	if err := l.send([]byte("x"), 100*time.Millisecond); err == nil {
+		t.Fatal("send succeeded without a handshake")
+	}
+	l.close()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("link goroutine still stuck in the handshake after close")
 	}
 }

@@ -66,6 +66,7 @@ type VentilatorStats struct {
 	Done       int            `json:"done"`       // tasks a worker reported done
 	Committed  int            `json:"committed"`  // tasks the collector has written
 	Timeouts   int64          `json:"timeouts"`
+	Lost       int64          `json:"lost"`    // tasks sent again because their worker's connection dropped
 	Resends    int64          `json:"resends"` // tasks resent at the collector's request
 	EndSent    bool           `json:"end_sent"`
 	InFlight   map[string]int `json:"in_flight"` // per worker endpoint
@@ -83,8 +84,9 @@ const (
 
 type taskState struct {
 	status taskStatus
-	worker *workerConn
+	worker *workerConn // in flight: who has it
 	sentAt time.Time
+	avoid  *workerConn // queued again: who failed it last
 }
 
 // workerConn is the ventilator's connection to one worker.
@@ -98,7 +100,8 @@ type workerConn struct {
 
 type ventEvent struct {
 	from   *workerConn // nil: from the collector
-	frames [][]byte    // nil: the link (re)connected
+	frames [][]byte    // nil: the link came up, or went down
+	down   bool
 }
 
 // Ventilator sends a batch's tasks to the workers, at most InFlight at a
@@ -156,7 +159,7 @@ func NewVentilator(cfg VentilatorConfig) (*Ventilator, error) {
 		workers: map[string]*workerConn{},
 	}
 	v.stats = VentilatorStats{Batch: cfg.Batch.String(), N: len(cfg.Tasks), Started: time.Now()}
-	v.coll = dialLink(ctx, &v.wg, cfg.Collector, v.id, v.onRecv(nil), v.onUp(nil))
+	v.coll = dialLink(ctx, &v.wg, cfg.Collector, v.id, v.onRecv(nil), v.onLink(nil, false), nil)
 	v.wg.Add(1)
 	go v.loop()
 	return v, nil
@@ -209,10 +212,10 @@ func (v *Ventilator) onRecv(from *workerConn) func([][]byte) {
 	}
 }
 
-func (v *Ventilator) onUp(from *workerConn) func() {
+func (v *Ventilator) onLink(from *workerConn, down bool) func() {
 	return func() {
 		select {
-		case v.events <- ventEvent{from: from}:
+		case v.events <- ventEvent{from: from, down: down}:
 		case <-v.ctx.Done():
 		}
 	}
@@ -262,7 +265,15 @@ func (v *Ventilator) handle(ev ventEvent) {
 	if ev.frames == nil { // a link is up: greet the collector, or use the worker
 		v.mu.Lock()
 		defer v.mu.Unlock()
-		if ev.from == nil {
+		if ev.down {
+			// The worker's connection dropped: what it holds is lost, or
+			// comes back twice, which the collector drops.
+			for i := range ev.from.inflight {
+				v.requeue(i, true)
+				v.stats.Lost++
+			}
+			ev.from.suspect = true
+		} else if ev.from == nil {
 			v.toCollector(&Message{Type: MsgStart, N: uint32(len(v.tasks)), Spec: v.spec})
 			if v.stats.EndSent {
 				v.toCollector(&Message{Type: MsgEnd})
@@ -350,7 +361,7 @@ func (v *Ventilator) requeue(i uint32, force bool) bool {
 		}
 		delete(st.worker.inflight, i)
 	}
-	*st = taskState{status: statusQueued}
+	*st = taskState{status: statusQueued, avoid: st.worker}
 	heap.Push(&v.retry, i)
 	return true
 }
@@ -376,7 +387,7 @@ func (v *Ventilator) refreshWorkers() {
 		want[ep] = true
 		if v.workers[ep] == nil && v.ctx.Err() == nil {
 			w := &workerConn{ep: ep, inflight: map[uint32]struct{}{}, out: make(chan []byte, v.cfg.InFlight)}
-			w.link = dialLink(v.ctx, &v.wg, ep, v.id, v.onRecv(w), v.onUp(w))
+			w.link = dialLink(v.ctx, &v.wg, ep, v.id, v.onRecv(w), v.onLink(w, false), v.onLink(w, true))
 			v.workers[ep] = w
 			v.wg.Add(1)
 			go v.sender(w)
@@ -421,7 +432,7 @@ func (v *Ventilator) dispatch() {
 		if !ok {
 			break
 		}
-		w := v.pickWorker()
+		w := v.pickWorker(v.state[i].avoid)
 		if w == nil {
 			break
 		}
@@ -475,8 +486,14 @@ func (v *Ventilator) pop() {
 	}
 }
 
-func (v *Ventilator) pickWorker() *workerConn {
+// pickWorker returns the worker with room that should get the next task:
+// not the one that failed it last (unless no other has room), healthy
+// before suspect, then the least loaded.
+func (v *Ventilator) pickWorker(avoid *workerConn) *workerConn {
 	var best *workerConn
+	rank := func(w *workerConn) [3]int {
+		return [3]int{b2i(w == avoid), b2i(w.suspect), len(w.inflight)}
+	}
 	for _, w := range v.order {
 		limit := v.cfg.InFlight
 		if w.suspect {
@@ -485,11 +502,27 @@ func (v *Ventilator) pickWorker() *workerConn {
 		if !w.link.isReady() || len(w.inflight) >= limit {
 			continue
 		}
-		if best == nil || len(w.inflight) < len(best.inflight) {
+		if best == nil || lessRank(rank(w), rank(best)) {
 			best = w
 		}
 	}
 	return best
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func lessRank(a, b [3]int) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return a[i] < b[i]
+		}
+	}
+	return false
 }
 
 // taskHeap is a min-heap of task numbers.

@@ -107,7 +107,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 		jobs:  map[string]Job{},
 		links: map[string]*link{},
 	}
-	w.router = zmq4.NewRouter(ctx, zmq4.WithID(zmq4.SocketIdentity(uuid.New().String())))
+	w.router = zmq4.NewRouter(ctx, zmq4.WithID(zmq4.SocketIdentity(uuid.New().String())), zmq4.WithLogger(zmqLogger(cfg.Log)))
 	if err := w.router.Listen(cfg.Endpoint); err != nil {
 		cancel()
 		w.router.Close()
@@ -267,7 +267,7 @@ func (w *Worker) sendResult(ep string, frame []byte) error {
 			w.linksMu.Unlock()
 			return ErrClosed
 		}
-		l = dialLink(w.ctx, &w.wg, ep, "w-"+uuid.NewString(), nil, nil)
+		l = dialLink(w.ctx, &w.wg, ep, "w-"+uuid.NewString(), nil, nil, nil)
 		w.links[ep] = l
 	}
 	w.linksMu.Unlock()

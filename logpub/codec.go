@@ -419,12 +419,18 @@ func decodeEvents(body []byte, out []Event) ([]Event, error) {
 	if uint64(n)*envelopeFixed > uint64(len(r.b)) {
 		return out, frameErr("events count %d exceeds body of %d bytes", n, len(r.b))
 	}
+	var prevService string
 	for i := uint32(0); i < n; i++ {
 		var e Event
 		flags := r.u8("envelope flags")
 		e.Level = zerolog.Level(int8(r.u8("envelope level")))
 		copy(e.Node[:], r.bytes(16, "envelope node"))
-		e.Service = r.str8("envelope service")
+		// Consecutive events mostly share a service: reuse its string.
+		svc := r.bytes(int(r.u8("envelope service length")), "envelope service")
+		if string(svc) != prevService {
+			prevService = string(svc)
+		}
+		e.Service = prevService
 		e.Source = r.u64("envelope source")
 		e.Seq = r.u64("envelope seq")
 		e.StreamSeq = r.u64("envelope stream seq")

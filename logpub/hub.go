@@ -331,10 +331,11 @@ func (h *Hub) Ingest(service string, line []byte) error {
 		return ErrClosed
 	}
 	src := h.sourceLocked(ingestSourceID(service), service)
-	ev := []Event{{Level: levelOf(buf), Line: buf}}
+	ev := []Event{{Level: levelOf(buf), Line: buf, Seq: src.lastSeq + 1}}
+	if err := h.acceptLocked(src, ev); err != nil {
+		return fmt.Errorf("logpub: ingest %s: %w", service, err)
+	}
 	src.lastSeq++
-	ev[0].Seq = src.lastSeq
-	h.acceptLocked(src, ev)
 	return nil
 }
 
@@ -366,10 +367,13 @@ func (h *Hub) sourceLocked(id uint64, service string) *source {
 }
 
 // acceptLocked stamps, captures, remembers and publishes events of one
-// source, in that order. Events have Seq, Level and Line set.
-func (h *Hub) acceptLocked(src *source, evs []Event) {
+// source, in that order. Events have Seq, Level and Line set. When the
+// capture write fails (a full disk), nothing of evs is remembered or
+// published and the error wraps ErrCapture: the caller does not
+// acknowledge them, so the writer keeps them and sends them again.
+func (h *Hub) acceptLocked(src *source, evs []Event) error {
 	if len(evs) == 0 {
-		return
+		return nil
 	}
 	now := time.Now()
 	h.capBuf = h.capBuf[:0]
@@ -377,39 +381,42 @@ func (h *Hub) acceptLocked(src *source, evs []Event) {
 		e := &evs[i]
 		e.Node, e.Service, e.Source, e.Received = h.cfg.Node, src.service, src.id, now
 		h.capBuf = append(h.capBuf, e.Line...)
-		h.byLevel[levelIndex(e.Level)]++
 	}
-	h.received.Add(uint64(len(evs)))
 	if h.capt != nil {
 		if err := h.capt.write(src.service, h.capBuf); err != nil {
 			h.captureErrors.Add(1)
-			h.log.Error().Err(err).Msg("capture write failed")
-		} else {
-			h.captured.Add(uint64(len(evs)))
+			h.log.Error().Err(err).Int("events", len(evs)).Msg("capture write failed; events not acknowledged")
+			return fmt.Errorf("%w: %w", ErrCapture, err)
 		}
+		h.captured.Add(uint64(len(evs)))
 	}
 	if cap(h.capBuf) > 1<<20 {
 		h.capBuf = nil
 	}
+	h.received.Add(uint64(len(evs)))
 	for i := range evs {
+		h.byLevel[levelIndex(evs[i].Level)]++
 		h.ring.add(&evs[i])
 	}
 	for s := range h.subs {
 		s.offer(evs)
 	}
+	return nil
 }
 
 // handleBatch processes one BATCH frame of a writer and returns the
 // sequence to acknowledge.
 func (h *Hub) handleBatch(src *source, body []byte) (uint64, error) {
-	if _, _, err := decodeBatch(body, nil); err != nil {
-		return 0, err
-	}
-	// One copy per batch: events and ring entries share it.
+	// One copy per batch: events and ring entries share it. The first
+	// decode checks the whole frame (nothing of a malformed one is taken)
+	// and sizes evs; the second walks the events.
 	slab := make([]byte, len(body))
 	copy(slab, body)
-	_, count, _ := decodeBatch(slab, nil)
-	evs := make([]Event, 0, count)
+	first, n, err := decodeBatch(slab, nil)
+	if err != nil {
+		return 0, err
+	}
+	evs := make([]Event, 0, n)
 	decodeBatch(slab, func(seq uint64, be batchEvent) {
 		line := be.Line
 		if n := len(line); n > 0 && line[n-1] == '\n' {
@@ -428,6 +435,7 @@ func (h *Hub) handleBatch(src *source, body []byte) (uint64, error) {
 	if h.closed {
 		return 0, ErrClosed
 	}
+	settled := src.lastSeq
 	fresh := evs[:0]
 	for _, e := range evs {
 		if e.Seq <= src.lastSeq {
@@ -437,8 +445,10 @@ func (h *Hub) handleBatch(src *source, body []byte) (uint64, error) {
 		src.lastSeq = e.Seq
 		fresh = append(fresh, e)
 	}
-	h.acceptLocked(src, fresh)
-	first, n, _ := decodeBatch(slab, nil)
+	if err := h.acceptLocked(src, fresh); err != nil {
+		src.lastSeq = settled // not captured: the resent batch is fresh
+		return 0, err
+	}
 	if n > 0 && first+uint64(n)-1 > src.lastSeq {
 		src.lastSeq = first + uint64(n) - 1 // rejected events are settled too
 	}

@@ -21,6 +21,10 @@ import (
 // ErrClosed is returned by operations on a closed Writer, Hub or Stream.
 var ErrClosed = errors.New("logpub: closed")
 
+// ErrCapture is returned (wrapped) when events could not be written to the
+// capture file; they were neither acknowledged nor published.
+var ErrCapture = errors.New("logpub: capture write failed")
+
 // WriterOptions configures a Writer. Zero fields take the documented default.
 type WriterOptions struct {
 	// Endpoint of the local logd. Default: $LOGPUB_ENDPOINT, else
@@ -253,7 +257,8 @@ func (w *Writer) newBatchLocked() *wbatch {
 		w.free = w.free[:n-1]
 		b.buf = b.buf[:batchHeader]
 	} else {
-		b = &wbatch{buf: make([]byte, batchHeader, 4096)}
+		// Full size at once: growing by appends would reallocate each time.
+		b = &wbatch{buf: make([]byte, batchHeader, w.opts.BatchBytes+batchHeader)}
 	}
 	b.first = w.nextSeq
 	b.count = 0
@@ -391,8 +396,10 @@ func (w *Writer) releaseLocked() {
 		n := copy(w.inflight, w.inflight[k:])
 		clear(w.inflight[n:])
 		w.inflight = w.inflight[:n]
-		if len(w.free) > 64 {
-			w.free = w.free[:64]
+		// Keep up to 8 MiB of buffers for reuse; the rest goes to the GC.
+		if keep := (8 << 20) / w.opts.BatchBytes; len(w.free) > keep {
+			clear(w.free[keep:])
+			w.free = w.free[:keep]
 		}
 		if w.unsentDrp > 0 && !w.closing && w.reportDroppedLocked(0) {
 			select {

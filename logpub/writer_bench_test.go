@@ -25,7 +25,20 @@ func threadCPU() time.Duration {
 // cost to the app), which a loaded machine does not distort.
 func BenchmarkWriter(b *testing.B) {
 	h := startHub(b, func(c *HubConfig) { c.Capture.Dir = b.TempDir(); c.RingEvents = 10000 })
-	w := NewWriter(WriterOptions{Endpoint: h.WriterEndpoint(), Service: "bench", MaxEvents: 1 << 20, MaxBytes: 256 << 20})
+	benchWriter(b, h.WriterEndpoint())
+}
+
+// BenchmarkWriterHubProcess is BenchmarkWriter with the hub in its own
+// process, as logd is: the app's process holds only the Writer.
+func BenchmarkWriterHubProcess(b *testing.B) {
+	dir := b.TempDir()
+	ep := "ipc://" + dir + "/w.sock"
+	startHubProcess(b, ep, dir+"/cap")
+	benchWriter(b, ep)
+}
+
+func benchWriter(b *testing.B, endpoint string) {
+	w := NewWriter(WriterOptions{Endpoint: endpoint, Service: "bench", MaxEvents: 1 << 20, MaxBytes: 256 << 20})
 	defer w.Close()
 	logW := zerolog.New(w).With().Timestamp().Logger()
 	logD := zerolog.New(io.Discard).With().Timestamp().Logger()

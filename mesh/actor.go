@@ -195,7 +195,7 @@ func (a *actor) onBeacon(h heard) {
 // requirePeer creates a peer, connects its outbox and sends HELLO.
 func (a *actor) requirePeer(id uuid.UUID, endpoint string, key *curve.PublicKey) *peer {
 	now := time.Now()
-	p := &peer{id: id, endpoint: endpoint, key: key, groups: map[string]bool{}, lastSeen: now}
+	p := &peer{id: id, endpoint: endpoint, key: key, groups: map[string]bool{}, created: now, lastSeen: now}
 	cfg := &a.n.cfg
 	p.out = startOutbox(a.n.ctx, &a.n.wg, dealer{endpoint: endpoint, identity: a.identity, queue: cfg.SendQueue,
 		writeTimeout: cfg.ExpiredTimeout, sec: a.clientSecurity(key), log: a.log, stats: &a.n.stats})
@@ -353,12 +353,19 @@ func (a *actor) onGroup(p *peer, m *zreMsg) {
 }
 
 // reap pings peers silent past the evasive timeout and removes those
-// silent past the expired timeout. Peers heard recently are left alone.
+// silent past the expired timeout, or that never said HELLO within it.
+// Peers heard recently are left alone.
 func (a *actor) reap(now time.Time) {
 	for _, p := range a.peers {
 		switch {
 		case !now.Before(p.expiredAt):
 			a.removePeer(p, "expired")
+		case !p.ready && now.Sub(p.created) >= a.n.cfg.ExpiredTimeout:
+			// Its HELLO never came (lost with a broken connection), yet
+			// beacons keep it alive. Forget it, as Zyre's expiry would:
+			// the next beacon or gossip tuple starts a fresh handshake,
+			// with exactly one HELLO of ours in flight.
+			a.removePeer(p, "no HELLO")
 		case !now.Before(p.evasiveAt):
 			a.send(p, &zreMsg{ID: msgPing})
 			p.pings++

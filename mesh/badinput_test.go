@@ -186,3 +186,93 @@ func TestZyreDraftMessages(t *testing.T) {
 	p.send(t, zreHeader(10, 2, 5)) // GOODBYE
 	waitEvent(t, a, 2*time.Second, is(mesh.EventExit, zyre))
 }
+
+// TestLostHelloIsRetried: a peer we know by beacon whose HELLO never comes
+// (lost with a broken connection) is forgotten after the expired timeout
+// even though its beacons continue, and the next beacon starts a fresh
+// handshake: a new connection with a new HELLO, sequence 1.
+func TestLostHelloIsRetried(t *testing.T) {
+	cfg := meshtest.Config(t)
+	cfg.EvasiveTimeout, cfg.ExpiredTimeout = 200*time.Millisecond, time.Second
+	a := startNode(t, cfg, nil)
+
+	// A fake peer: beacons, and a mailbox that records each HELLO.
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	hellos := make(chan uint16, 10)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go readHello(c, hellos)
+		}
+	}()
+	fake := uuid.New()
+	u, err := net.Dial("udp4", fmt.Sprintf("127.255.255.255:%d", cfg.BeaconPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	beacon := append([]byte("ZRE\x01"), fake[:]...)
+	beacon = binary.BigEndian.AppendUint16(beacon, uint16(ln.Addr().(*net.TCPAddr).Port))
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			u.Write(beacon)
+			select {
+			case <-tick.C:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	for i := range 2 {
+		select {
+		case seq := <-hellos:
+			if seq != 1 {
+				t.Fatalf("HELLO %d has sequence %d", i+1, seq)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("HELLO %d never came", i+1)
+		}
+	}
+	if _, ok := a.PeerName(fake); ok {
+		t.Fatal("a peer that never said HELLO is listed")
+	}
+}
+
+// readHello plays a ZMTP ROUTER: handshake, then report the sequence of
+// the first message if it is a HELLO.
+func readHello(c net.Conn, hellos chan<- uint16) {
+	defer c.Close()
+	greeting := make([]byte, 64)
+	greeting[0], greeting[9], greeting[10] = 0xFF, 0x7F, 3
+	copy(greeting[12:], "NULL")
+	ready := []byte("\x05READY\x0bSocket-Type\x00\x00\x00\x06ROUTER")
+	c.Write(append(append(greeting, 0x04, byte(len(ready))), ready...))
+	r := bufio.NewReader(c)
+	if _, err := io.ReadFull(r, make([]byte, 64)); err != nil {
+		return
+	}
+	for i := 0; i < 2; i++ { // READY, then the HELLO's header frame
+		var h [2]byte
+		if _, err := io.ReadFull(r, h[:]); err != nil {
+			return
+		}
+		body := make([]byte, h[1])
+		if _, err := io.ReadFull(r, body); err != nil {
+			return
+		}
+		if i == 1 && len(body) >= 6 && body[2] == 1 {
+			hellos <- binary.BigEndian.Uint16(body[4:6])
+		}
+	}
+}

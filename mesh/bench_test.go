@@ -11,14 +11,25 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/logmesh/logmesh/curve"
 )
 
 func simMeshNoCleanup(tb testing.TB, n int, beaconEvery time.Duration) []*Node {
+	return simMeshWith(tb, n, beaconEvery, nil)
+}
+
+// simMeshWith starts n nodes on a beacon hub, tweak adjusting each config.
+func simMeshWith(tb testing.TB, n int, beaconEvery time.Duration, tweak func(*Config)) []*Node {
 	tb.Helper()
 	hub := &beaconHub{}
 	nodes := make([]*Node, n)
 	for i := range nodes {
-		nd, err := New(simConfig(fmt.Sprintf("sim%03d", i), beaconEvery))
+		cfg := simConfig(fmt.Sprintf("sim%03d", i), beaconEvery)
+		if tweak != nil {
+			tweak(&cfg)
+		}
+		nd, err := New(cfg)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -35,12 +46,32 @@ func simMeshNoCleanup(tb testing.TB, n int, beaconEvery time.Duration) []*Node {
 // in the same run, the same messages over a raw TCP stream with a 4-byte
 // length prefix and buffered writes: the ratio says what the mesh costs.
 func BenchmarkWhisper(b *testing.B) {
+	b.Run("null", func(b *testing.B) { benchWhisper(b, nil) })
+	b.Run("curve", func(b *testing.B) {
+		ka, err := curve.GenerateKeyPair()
+		if err != nil {
+			b.Fatal(err)
+		}
+		kb, err := curve.GenerateKeyPair()
+		if err != nil {
+			b.Fatal(err)
+		}
+		allow := curve.NewAllowList(ka.Public, kb.Public)
+		keys := []curve.KeyPair{ka, kb}
+		benchWhisper(b, func(c *Config) {
+			c.Curve = &Curve{Keys: keys[0], Authorize: allow.Authorize}
+			keys = keys[1:]
+		})
+	})
+}
+
+func benchWhisper(b *testing.B, tweak func(*Config)) {
 	payload := make([]byte, 200)
 	cpu0 := cpuTime()
 	raw := rawTCPRate(b, b.N, payload)
 	rawCPU := float64(cpuTime()-cpu0) / float64(b.N)
 
-	nodes := simMeshNoCleanup(b, 2, 50*time.Millisecond)
+	nodes := simMeshWith(b, 2, 50*time.Millisecond, tweak)
 	defer closeAll(nodes)
 	waitConverged(b, nodes, 20*time.Second)
 	var got atomic.Int64

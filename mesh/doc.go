@@ -1,8 +1,11 @@
 // Package mesh is a ZRE v2 node (RFC 36, the protocol of Zyre and Pyre):
 // peers on a LAN find each other with UDP beacons, or through gossip seeds
-// where broadcast does not reach, and talk over ZeroMQ (ZMTP 3.0, NULL
-// security) with one ROUTER mailbox per node and one DEALER per peer. A
-// Zyre or Pyre node on the same network sees our nodes and talks to them.
+// where broadcast does not reach, and talk over ZeroMQ (ZMTP 3.0, NULL or
+// CURVE security) with one ROUTER mailbox per node and one DEALER per peer.
+// A Zyre or Pyre node on the same network sees our nodes and talks to them.
+// The ROUTER and DEALER are a small ZMTP subset of our own rather than
+// zmq4's sockets, which cannot bound a blocked write and leak readers on
+// Close (see zmtp.go); interop tests check it against libzmq.
 //
 // The main type is Node. One goroutine (its actor) owns the node's state
 // and directs its sockets; the methods talk to it through a channel, and

@@ -39,6 +39,9 @@ import (
 
 const (
 	maxGossipTTL = 10 * time.Minute
+	// maxGossipTuples bounds what a node stores (and dials) from gossip,
+	// so a rogue client cannot make it grow or dial without bound.
+	maxGossipTuples = 10000
 	// gossipPing is how often a node pings its seeds. A czmq zgossip
 	// server forgets a client that is silent for a second (its default
 	// server/timeout) and stops forwarding tuples to it.
@@ -240,6 +243,11 @@ func (g *gossip) handle(ctx context.Context, from *glink, m *gossipMsg, tuples m
 	now := time.Now()
 	exp := now.Add(ttl)
 	t := tuples[m.Key]
+	if t == nil && len(tuples) >= maxGossipTuples {
+		g.n.stats.badGossip.Add(1)
+		g.n.log.Warn().Str("remote", from.remote).Int("limit", maxGossipTuples).Msg("mesh: gossip table full, tuple ignored")
+		return
+	}
 	fresh := t == nil || t.value != m.Value || exp.After(t.expires.Add(g.ttl/4))
 	if t == nil {
 		t = &storedTuple{}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/logmesh/logmesh/curve"
 	"github.com/logmesh/logmesh/internal/meshtest"
 	"github.com/logmesh/logmesh/mesh"
 )
@@ -31,13 +32,30 @@ func requirePyzmq(t *testing.T) {
 // TestInteropPyzmq runs a ZRE peer written in Python on libzmq (pyzmq)
 // against our node: each sees the other enter, JOIN, SHOUT and WHISPER
 // cross in both directions, and our port-0 beacon makes it see us leave.
-func TestInteropPyzmq(t *testing.T) {
+func TestInteropPyzmq(t *testing.T) { testInteropPyzmq(t, false) }
+
+// TestInteropPyzmqCurve does the same on a mesh closed with CURVE, the
+// Python peer doing what Zyre does with a certificate (libzmq's CURVE,
+// version 3 beacons, X-PUBLICKEY).
+func TestInteropPyzmqCurve(t *testing.T) { testInteropPyzmq(t, true) }
+
+func testInteropPyzmq(t *testing.T, secure bool) {
 	requirePyzmq(t)
 	cfg := meshtest.Config(t)
 	cfg.Name = "gonode"
+	allow := curve.NewAllowList()
+	args := []string{"testdata/pyzre.py", strconv.Itoa(cfg.BeaconPort), "127.255.255.255"}
+	if secure {
+		kp, err := curve.GenerateKeyPair()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Curve = &mesh.Curve{Keys: kp, Authorize: allow.Authorize}
+		args = append(args, "curve")
+	}
 	node := startNode(t, cfg, map[string]string{"X-LOGD-PUB": "tcp://127.0.0.1:1234"})
 
-	cmd := exec.Command(python, "testdata/pyzre.py", strconv.Itoa(cfg.BeaconPort), "127.255.255.255")
+	cmd := exec.Command(python, args...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -92,11 +110,21 @@ func TestInteropPyzmq(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if secure {
+		key, err := curve.ParsePublicKey(ready[3])
+		if err != nil {
+			t.Fatal(err)
+		}
+		allow.Add(key)
+	}
 
 	// Their HELLO reaches us...
 	ev := waitEvent(t, node, 15*time.Second, is(mesh.EventEnter, py))
 	if ev.Name != "pyzre" || ev.Headers["X-PY"] != "yes" || ev.Endpoint != ready[2] {
 		t.Fatalf("ENTER from python = %+v", ev)
+	}
+	if secure && (ev.Headers["X-PUBLICKEY"] != ready[3]) {
+		t.Fatalf("ENTER from python has X-PUBLICKEY %q, want %s", ev.Headers["X-PUBLICKEY"], ready[3])
 	}
 	waitEvent(t, node, 5*time.Second, func(ev mesh.Event) bool {
 		return ev.Type == mesh.EventJoin && ev.Peer == py && ev.Group == "interop"

@@ -31,6 +31,7 @@ type peer struct {
 	out      *outbox
 	key      *curve.PublicKey // CURVE public key; nil on a NULL mesh
 
+	created   time.Time
 	lastSeen  time.Time
 	evasiveAt time.Time // when to PING next
 	expiredAt time.Time
@@ -57,8 +58,11 @@ type outbox struct {
 }
 
 const (
-	dialTimeout      = 3 * time.Second
-	handshakeTimeout = 5 * time.Second
+	dialTimeout = 3 * time.Second
+	// handshakeTimeout is libzmq's default ZMQ_HANDSHAKE_IVL. A mailbox
+	// that gave up sooner, after its peer had finished its own side of the
+	// handshake, would lose the peer's first message: its HELLO.
+	handshakeTimeout = 30 * time.Second
 	minRedial        = 100 * time.Millisecond
 	maxRedial        = 2 * time.Second
 )

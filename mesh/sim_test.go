@@ -180,7 +180,7 @@ func drainEvents(nodes []*Node) []chan Event {
 
 func TestFiftyNodesConvergeAndShout(t *testing.T) {
 	const n = 50
-	nodes := simMesh(t, n, 200*time.Millisecond)
+	nodes := simMesh(t, n, time.Second) // every node beacons at start; later beacons only add load
 	shouts := drainEvents(nodes)
 	took := waitConverged(t, nodes, 60*time.Second)
 	t.Logf("%d nodes converged in %v", n, took.Round(time.Millisecond))

@@ -122,3 +122,30 @@ func TestLatency(t *testing.T) {
 		}
 	}
 }
+
+// TestRelayLogdProfiled checks the profiling build (go build -overlay):
+// logd runs with the hook and writes non-empty CPU and heap profiles.
+func TestRelayLogdProfiled(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	b, err := Build(ctx, dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := filepath.Join(dir, "prof")
+	res, err := Relay(ctx, RelayConfig{Target: TargetLogd, Bins: b, Events: 2000, Dir: filepath.Join(dir, "run"), Profile: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(res)
+	for _, ext := range []string{".cpu", ".mem"} {
+		fi, err := os.Stat(prefix + ext)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() == 0 {
+			t.Fatalf("profile %s%s is empty", prefix, ext)
+		}
+	}
+}

@@ -82,18 +82,18 @@ func (s dashShipping) ShippingStatus() dashboard.ShippingStatus {
 	return st
 }
 
-// dashBatches shows this node's Harmony worker. Batches themselves are
-// driven by `logd reprocess`, outside logd; the worker's counters are what
-// logd knows of them.
+// dashBatches shows the batches that `logd reprocess` runs reported to this
+// logd (their progress), then this node's Harmony worker and its counters.
 type dashBatches struct{ d *daemon }
 
 func (b dashBatches) Batches() []dashboard.Batch {
+	batches := harmonyBatches.Batches() // reported by `logd reprocess` runs
 	var ws harmony.WorkerStats
 	if !b.d.adminGet("/harmony/stats", &ws) {
-		return nil
+		return batches
 	}
-	return []dashboard.Batch{{ID: "worker on " + b.d.node.Name(), Tasks: int(ws.Tasks) + ws.Queued,
-		Done: int(ws.Tasks), Workers: 1}}
+	return append(batches, dashboard.Batch{ID: "worker on " + b.d.node.Name(), Tasks: int(ws.Tasks) + ws.Queued,
+		Done: int(ws.Tasks), Workers: 1})
 }
 
 // dashTicks paces the dashboard's graphs with the timer service's ticks.

@@ -204,7 +204,7 @@ func runReprocess(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	id := harmony.NewBatchID()
 	cfg := harmony.RunConfig{Batch: id, Job: job, Tasks: tasks, Out: out, Workers: workers,
 		CollectorEndpoint: "tcp://127.0.0.1:0", TaskTimeout: f.taskTimeout}
-	if host != "127.0.0.1" {
+	if host != "" && host != "127.0.0.1" {
 		cfg.CollectorEndpoint, cfg.AdvertiseHost = "tcp://0.0.0.0:0", host
 	}
 	printer := progressPrinter(f.progress, stderr)

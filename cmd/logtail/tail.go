@@ -81,7 +81,7 @@ func (t *tailer) run(ctx context.Context, d discovery) int {
 	}
 	events := make(chan item, 4096)
 	var wg sync.WaitGroup
-	streams := map[string]context.CancelFunc{}
+	streams := map[string]*streamHandle{}
 	var window <-chan time.Time
 	if !t.o.follow && len(t.o.connect) == 0 {
 		// On the mesh, logds answer over some time: query those found
@@ -128,7 +128,7 @@ func (t *tailer) run(ctx context.Context, d discovery) int {
 	}
 	filter := logpub.Filter{MinLevel: t.o.minLevel, Services: t.o.services, Nodes: t.o.nodes}
 	streamsLeft := 0
-	streamEnded := make(chan string, 64)
+	streamEnded := make(chan *streamHandle, 64)
 	for {
 		select {
 		case <-ctx.Done():
@@ -142,8 +142,10 @@ func (t *tailer) run(ctx context.Context, d discovery) int {
 				}
 				return finish()
 			}
-		case id := <-streamEnded:
-			delete(streams, id)
+		case h := <-streamEnded:
+			if streams[h.id] == h {
+				delete(streams, h.id)
+			}
 			streamsLeft--
 			if !t.o.follow && window == nil && streamsLeft == 0 && (len(t.o.connect) == 0 || started == len(t.o.connect)) {
 				return finish()
@@ -153,9 +155,10 @@ func (t *tailer) run(ctx context.Context, d discovery) int {
 				return finish()
 			}
 			if ch.Gone {
-				if stop, ok := streams[ch.Peer.ID]; ok {
+				if h, ok := streams[ch.Peer.ID]; ok {
 					t.warnf("node %s left", ch.Peer.Name)
-					stop()
+					h.stop()
+					delete(streams, ch.Peer.ID) // it may come back
 				}
 				continue
 			}
@@ -163,7 +166,8 @@ func (t *tailer) run(ctx context.Context, d discovery) int {
 				continue
 			}
 			sctx, stop := context.WithCancel(ctx)
-			streams[ch.Peer.ID] = stop
+			h := &streamHandle{id: ch.Peer.ID, stop: stop}
+			streams[ch.Peer.ID] = h
 			started++
 			streamsLeft++
 			peer := ch.Peer
@@ -172,7 +176,7 @@ func (t *tailer) run(ctx context.Context, d discovery) int {
 				defer wg.Done()
 				t.stream(sctx, &peer, filter, since, events)
 				select {
-				case streamEnded <- peer.ID:
+				case streamEnded <- h:
 				case <-ctx.Done():
 				}
 			}()
@@ -180,43 +184,85 @@ func (t *tailer) run(ctx context.Context, d discovery) int {
 	}
 }
 
-// stream reads one logd's events into out, reporting sequence gaps.
+// streamHandle is one running stream, told apart from a later stream of
+// the same logd.
+type streamHandle struct {
+	id   string
+	stop context.CancelFunc
+}
+
+// stream reads one logd's events into out, reporting sequence gaps. With
+// --follow it reconnects after a failure until ctx ends (the logd left the
+// mesh, or logtail stops), asking for the history since the last event
+// received, so a logd restart loses nothing it captured.
 func (t *tailer) stream(ctx context.Context, peer *logdPeer, f logpub.Filter, since time.Time, out chan<- item) {
-	st, err := logpub.Subscribe(ctx, peer.Endpoint, logpub.SubscribeOptions{Filter: f, Since: since, Follow: t.o.follow})
-	if err != nil {
-		if ctx.Err() == nil {
+	backoff := 100 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		last, connected, err := t.streamOnce(ctx, peer, f, since, out, attempt > 0)
+		if !last.IsZero() {
+			since, backoff = last.Add(time.Nanosecond), 100*time.Millisecond
+		}
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		if !t.o.follow {
 			t.warnf("node %s: %v", peer.Name, err)
 			t.errMu.Lock()
 			t.failed = true
 			t.errMu.Unlock()
+			return
 		}
-		return
+		switch {
+		case connected:
+			t.warnf("node %s left: %v", peer.Name, err)
+		case attempt == 0:
+			t.warnf("node %s unreachable, retrying: %v", peer.Name, err)
+		}
+		if since.IsZero() {
+			since = time.Now()
+		}
+		tm := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			tm.Stop()
+			return
+		case <-tm.C:
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// streamOnce runs one subscription until it ends (nil error: end of
+// history without --follow) or fails; it returns the receive time of the
+// last event it passed on and whether it got connected at all.
+func (t *tailer) streamOnce(ctx context.Context, peer *logdPeer, f logpub.Filter, since time.Time, out chan<- item, retry bool) (last time.Time, connected bool, err error) {
+	st, err := logpub.Subscribe(ctx, peer.Endpoint, logpub.SubscribeOptions{Filter: f, Since: since, Follow: t.o.follow})
+	if err != nil {
+		return last, false, err
 	}
 	defer st.Close()
+	if retry {
+		t.warnf("node %s back", peer.Name)
+	}
 	var gaps logpub.GapDetector
 	for {
 		e, err := st.Next()
+		if err == io.EOF {
+			return last, true, nil
+		}
 		if err != nil {
-			if err == io.EOF || ctx.Err() != nil {
-				return
-			}
-			if t.o.follow {
-				t.warnf("node %s left: %v", peer.Name, err)
-			} else {
-				t.warnf("node %s: %v", peer.Name, err)
-				t.errMu.Lock()
-				t.failed = true
-				t.errMu.Unlock()
-			}
-			return
+			return last, true, err
 		}
 		if n := gaps.Check(&e); n > 0 {
 			t.warnf("node %s service %s: %d events missed", peer.Name, e.Service, n)
 		}
+		if !e.History || !e.Received.IsZero() {
+			last = e.Received
+		}
 		select {
 		case out <- item{ev: e, peer: peer}:
 		case <-ctx.Done():
-			return
+			return last, true, nil
 		}
 	}
 }
@@ -226,12 +272,21 @@ type printer struct {
 	o       *options
 	w       *bufio.Writer
 	console zerolog.ConsoleWriter
-	buf     bytes.Buffer
+	// untimed formats events logged without zerolog's Timestamp(): it
+	// shows when logd received them (received) rather than "<nil>".
+	untimed  zerolog.ConsoleWriter
+	received time.Time
+	buf      bytes.Buffer
 }
+
+// timeKey is zerolog's timestamp field as it appears in a JSON line.
+var timeKey = []byte(`"` + zerolog.TimestampFieldName + `":`)
 
 func newPrinter(o *options, w io.Writer) *printer {
 	p := &printer{o: o, w: bufio.NewWriterSize(w, 64<<10)}
 	p.console = zerolog.ConsoleWriter{Out: &p.buf, NoColor: o.noColor, TimeFormat: time.RFC3339}
+	p.untimed = p.console
+	p.untimed.FormatTimestamp = func(any) string { return p.received.Local().Format(time.RFC3339) }
 	return p
 }
 
@@ -249,7 +304,11 @@ func (p *printer) print(e *logpub.Event, peer *logdPeer) bool {
 		return true
 	}
 	p.buf.Reset()
-	if _, err := p.console.Write(e.Line); err != nil {
+	cw := &p.console
+	if !bytes.Contains(e.Line, timeKey) {
+		p.received, cw = e.Received, &p.untimed
+	}
+	if _, err := cw.Write(e.Line); err != nil {
 		p.buf.Reset()
 		p.buf.Write(e.Line)
 	}

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,6 +40,9 @@ func helperHub() int {
 	cfg := logpub.DefaultHubConfig()
 	cfg.WriterEndpoint = os.Getenv("LT_WRITER")
 	cfg.Capture.Dir = os.Getenv("LT_CAPTURE")
+	if ep := os.Getenv("LT_PUB"); ep != "" {
+		cfg.PubEndpoint = ep
+	}
 	if q, _ := strconv.Atoi(os.Getenv("LT_SUBQ")); q > 0 {
 		cfg.SubQueueEvents = q
 	}
@@ -88,6 +92,14 @@ func helper(t *testing.T, role string, env ...string) *exec.Cmd {
 // startHub runs a hub process and returns its publish endpoint.
 func startHub(t *testing.T, dir string, env ...string) (writerEP, pubEP string) {
 	t.Helper()
+	writerEP, pubEP, _ = startHubStoppable(t, dir, env...)
+	return writerEP, pubEP
+}
+
+// startHubStoppable is startHub that also returns a function stopping the
+// hub process gracefully.
+func startHubStoppable(t *testing.T, dir string, env ...string) (writerEP, pubEP string, stop func()) {
+	t.Helper()
 	writerEP = "ipc://" + filepath.Join(dir, "w.sock")
 	cmd := helper(t, "hub", append(env, "LT_WRITER="+writerEP, "LT_CAPTURE="+filepath.Join(dir, "cap"))...)
 	stdin, _ := cmd.StdinPipe()
@@ -95,15 +107,19 @@ func startHub(t *testing.T, dir string, env ...string) (writerEP, pubEP string) 
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		stdin.Close()
-		cmd.Wait()
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			stdin.Close()
+			cmd.Wait()
+		})
+	}
+	t.Cleanup(stop)
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "PUB ") {
 		t.Fatalf("hub: %q %v", line, err)
 	}
-	return writerEP, strings.TrimSpace(line[4:])
+	return writerEP, strings.TrimSpace(line[4:]), stop
 }
 
 // logtail runs logtail as a process and returns its stdout, stderr and

@@ -37,7 +37,7 @@ func main() {
 
 func run(ctx context.Context) error {
 	quick := flag.Bool("quick", os.Getenv("BENCH_QUICK") == "1", "small counts (also BENCH_QUICK=1)")
-	events := flag.Int("events", 300_000, "events per relay run")
+	events := flag.Int("events", 1_000_000, "events per relay run")
 	rounds := flag.Int("rounds", 3, "relay rounds (each runs every target once)")
 	rate := flag.Int("rate", 10_000, "latency run: events per second")
 	dur := flag.Duration("duration", 5*time.Second, "latency run: how long events are sent")

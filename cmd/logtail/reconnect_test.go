@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/logmesh/logmesh/logpub"
+	"github.com/rs/zerolog"
+)
+
+// TestFollowSurvivesLogdRestart: logtail -f --connect keeps tailing a logd
+// that restarts on the same endpoint, and gets what was logged meanwhile.
+func TestFollowSurvivesLogdRestart(t *testing.T) {
+	dir := t.TempDir()
+	pubEP := "ipc://" + filepath.Join(dir, "pub.sock")
+	writerEP, _, stop := startHubStoppable(t, dir, "LT_PUB="+pubEP)
+	cmd := exec.Command(os.Args[0], "-test.run=^$", "--", "-f", "--json", "--connect", pubEP)
+	cmd.Env = append(os.Environ(), "LOGTAIL_TEST_ROLE=logtail")
+	var stderr lockedLines
+	cmd.Stderr = &stderr
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	lines := make(chan string, 1024)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	w := logpub.NewWriter(logpub.WriterOptions{Endpoint: writerEP, Service: "api"})
+	defer w.Close()
+	log := zerolog.New(w)
+	// until prints msg, logging it every 100 ms if resend is set.
+	until := func(msg string, resend bool) {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("logtail ended; stderr: %s", stderr.String())
+				}
+				if strings.Contains(l, msg) {
+					return
+				}
+			case <-tick.C:
+				if resend {
+					log.Warn().Msg(msg)
+				}
+			case <-deadline:
+				t.Fatalf("logtail did not print %q; stderr: %s", msg, stderr.String())
+			}
+		}
+	}
+	until("before-restart", true)
+	stop()
+	log.Warn().Msg("while-down") // held by the writer, resent to the new logd
+	startHubStoppable(t, dir, "LT_PUB="+pubEP)
+	until("while-down", false)
+	// stderr arrives through its own pipe: poll for the report.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(stderr.String(), "left") || !strings.Contains(stderr.String(), "back") {
+		if time.Now().After(deadline) {
+			t.Fatalf("restart not reported: %s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,86 @@
+package logpub
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// fullDisk mounts a 256 KiB tmpfs for the test and fills it with a file
+// named "filler", so that any further write fails with ENOSPC. Needs root;
+// under CI (root) it must run.
+func fullDisk(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI runs as root: a full-disk test cannot skip")
+		}
+		t.Skip("mounting a tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=256k"); err != nil {
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+	f, err := os.Create(filepath.Join(dir, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 4096)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if errors.Is(err, unix.ENOSPC) {
+				return dir
+			}
+			t.Fatalf("fill tmpfs: %v", err)
+		}
+	}
+}
+
+// TestCaptureFailureIsNotAcknowledged: while the capture file cannot be
+// written, the hub neither acknowledges nor publishes the events; once it
+// can, the writer's resent batches land in the file, each event once and
+// in order.
+func TestCaptureFailureIsNotAcknowledged(t *testing.T) {
+	dir := fullDisk(t)
+	filler := filepath.Join(dir, "filler")
+	h := startHub(t, func(c *HubConfig) { c.Capture = CaptureConfig{Dir: dir} })
+	a := newApp(t, WriterOptions{Endpoint: h.WriterEndpoint(), Service: "api"})
+	for i := 0; i < 50; i++ {
+		a.log.Warn().Int("i", i).Msg("disk trouble")
+	}
+	waitFor(t, "capture errors", func() bool { return h.Stats().CaptureErrors > 0 })
+	if s := a.w.Stats(); s.Acked != 0 {
+		t.Fatalf("writer got acks for events that were not captured: %+v", s)
+	}
+	if err := h.Ingest("api", []byte(`{"level":"info","message":"bridge"}`)); !errors.Is(err, ErrCapture) {
+		t.Fatalf("Ingest while capture fails = %v, want ErrCapture", err)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for a.w.Stats().Acked != 50 {
+		if time.Now().After(deadline) {
+			t.Fatalf("writer stats after the disk recovered: %+v, hub %+v", a.w.Stats(), h.Stats())
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "api.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ""
+	for _, l := range a.lines() {
+		want += l
+	}
+	if string(got) != want {
+		t.Fatalf("capture file after recovery:\n%s\nwant:\n%s", got, want)
+	}
+}
