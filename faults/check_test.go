@@ -192,6 +192,55 @@ func (r *liveReader) close() {
 	<-r.done
 }
 
+// waitLive waits until the live reader has received, or the hub has
+// counted as dropped for subscribers, every event published (want of the
+// hub's stats), and checks the sums. Gaps are what the reader sees by
+// itself: drops at the very end of a stream show only in the hub's count
+// until a later event arrives.
+func waitLive(t *testing.T, l *logd, r *liveReader, want func(logpub.HubStats) uint64) (recv, gaps, drops uint64) {
+	t.Helper()
+	var hs logpub.HubStats
+	waitFor(t, 60*time.Second, "the live stream to account for every event", func() bool {
+		var err error
+		if hs, err = l.hubStats(); err != nil {
+			return false
+		}
+		recv, gaps, _ = r.counts()
+		return recv+hs.SubscriberDrops >= want(hs)
+	}, func() string {
+		_, _, err := r.counts()
+		return fmt.Sprintf("received %d, gaps %d, stream error %v; hub %+v", recv, gaps, err, hs)
+	})
+	if recv+hs.SubscriberDrops != want(hs) {
+		t.Errorf("live stream: received %d + dropped for subscribers %d != %d published", recv, hs.SubscriberDrops, want(hs))
+	}
+	if gaps > hs.SubscriberDrops {
+		t.Errorf("live stream: %d gaps seen, but the hub counted %d drops", gaps, hs.SubscriberDrops)
+	}
+	return recv, gaps, hs.SubscriberDrops
+}
+
+// liveStuck waits up to d for the live reader to account for every event
+// published and returns how many are neither received nor counted as
+// dropped (events held in the hub's queue for the subscriber).
+func liveStuck(l *logd, r *liveReader, want func(logpub.HubStats) uint64, d time.Duration) uint64 {
+	deadline := time.Now().Add(d)
+	for {
+		hs, err := l.hubStats()
+		recv, _, _ := r.counts()
+		if err == nil && recv+hs.SubscriberDrops >= want(hs) {
+			return 0
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return 0
+			}
+			return want(hs) - recv - hs.SubscriberDrops
+		}
+		time.Sleep(100 * time.Millisecond) // poll interval
+	}
+}
+
 // pubEndpoint returns logd's X-LOGD-PUB with the wildcard host resolved.
 func pubEndpoint(t *testing.T, l *logd) string {
 	t.Helper()

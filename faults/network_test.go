@@ -2,6 +2,7 @@ package faults
 
 import (
 	"fmt"
+	"github.com/logmesh/logmesh/logpub"
 	"strings"
 	"testing"
 	"time"
@@ -76,20 +77,7 @@ func TestLossAndDelay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, "the live stream to account for every event", func() bool {
-		r, g, _ := live.counts()
-		return r+g >= hs.Received
-	}, func() string {
-		r, g, err := live.counts()
-		return fmt.Sprintf("received %d gaps %d err %v hub %+v", r, g, err, hs)
-	})
-	recv, gaps, _ := live.counts()
-	if recv+gaps != hs.Received {
-		t.Errorf("live stream: received %d + gaps %d != hub received %d", recv, gaps, hs.Received)
-	}
-	if gaps > hs.SubscriberDrops {
-		t.Errorf("live stream: %d gaps but the hub counted %d subscriber drops", gaps, hs.SubscriberDrops)
-	}
+	recv, gaps, subDrops := waitLive(t, a, live, func(s logpub.HubStats) uint64 { return s.Received })
 	var shipped, inboxes int
 	var why string
 	waitFor(t, 90*time.Second, "archives shipped byte-identical", func() bool {
@@ -135,8 +123,8 @@ func TestLossAndDelay(t *testing.T) {
 			t.Errorf("%s exited", l.name)
 		}
 	}
-	report(t, "delay injected %v; packets dropped by the fault %d; %v; writer %+v; live received %d, gaps %d (hub subscriber drops %d); archives %d identical; "+
-		"timer cluster %+v node %+v; reconverged in %v", delayed, lost, led, st, recv, gaps, hs.SubscriberDrops, shipped, cl, nd, conv.Round(time.Millisecond))
+	report(t, "delay injected %v; packets dropped by the fault %d; %v; writer %+v; live received %d, gaps seen %d, hub subscriber drops %d; archives %d identical; "+
+		"timer cluster %+v node %+v; reconverged in %v", delayed, lost, led, st, recv, gaps, subDrops, shipped, cl, nd, conv.Round(time.Millisecond))
 }
 
 // leader returns the name of the one timer node that fires cluster
