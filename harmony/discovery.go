@@ -1,11 +1,11 @@
 package harmony
 
 import (
-	"net"
-	"net/url"
 	"sort"
 
 	"github.com/google/uuid"
+
+	"github.com/logmesh/logmesh/mesh"
 )
 
 // On the mesh, every Harmony worker's node joins Group and advertises its
@@ -42,35 +42,8 @@ func (m MeshWorkers) WorkerEndpoints() []string {
 			continue
 		}
 		mailbox, _ := m.Dir.PeerEndpoint(id)
-		eps = append(eps, ResolveEndpoint(h, mailbox))
+		eps = append(eps, mesh.ResolveEndpoint(h, mailbox))
 	}
 	sort.Strings(eps)
 	return eps
-}
-
-// ResolveEndpoint turns an advertised endpoint into one we can dial: a
-// worker bound on every interface advertises "tcp://0.0.0.0:port" (it does
-// not know which of its addresses peers reach), so the host is taken from
-// the peer's mesh mailbox endpoint.
-func ResolveEndpoint(advertised, mailbox string) string {
-	u, err := url.Parse(advertised)
-	if err != nil || u.Scheme != "tcp" {
-		return advertised
-	}
-	host, port, err := net.SplitHostPort(u.Host)
-	if err != nil {
-		return advertised
-	}
-	if ip := net.ParseIP(host); host != "" && host != "*" && (ip == nil || !ip.IsUnspecified()) {
-		return advertised
-	}
-	mu, err := url.Parse(mailbox)
-	if err != nil {
-		return advertised
-	}
-	mhost, _, err := net.SplitHostPort(mu.Host)
-	if err != nil {
-		return advertised
-	}
-	return "tcp://" + net.JoinHostPort(mhost, port)
 }

@@ -11,20 +11,6 @@ import (
 	"github.com/logmesh/logmesh/mesh"
 )
 
-func TestResolveEndpoint(t *testing.T) {
-	cases := []struct{ adv, mailbox, want string }{
-		{"tcp://0.0.0.0:4100", "tcp://10.0.0.7:5670", "tcp://10.0.0.7:4100"},
-		{"tcp://*:4100", "tcp://10.0.0.7:5670", "tcp://10.0.0.7:4100"},
-		{"tcp://10.1.1.1:4100", "tcp://10.0.0.7:5670", "tcp://10.1.1.1:4100"},
-		{"garbage", "tcp://10.0.0.7:5670", "garbage"},
-	}
-	for _, c := range cases {
-		if got := ResolveEndpoint(c.adv, c.mailbox); got != c.want {
-			t.Errorf("ResolveEndpoint(%q, %q) = %q, want %q", c.adv, c.mailbox, got, c.want)
-		}
-	}
-}
-
 // TestBatchOverMeshWorkers finds the workers through real mesh nodes:
 // each worker's node joins the harmony group and advertises X-HARMONY.
 func TestBatchOverMeshWorkers(t *testing.T) {

@@ -3,6 +3,7 @@ package logpub
 import (
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -141,13 +142,26 @@ func (c *capture) write(service string, p []byte) error {
 	return nil
 }
 
+// writeFile appends p to f whole or not at all: a write that fails half
+// way (a full disk) is cut back off, because the events are not
+// acknowledged and will come again, and a fragment would tear the next
+// line. lumberjack's file is then closed, so that its next write reopens
+// it in append mode at the cut (it may have opened it without O_APPEND).
 func (c *capture) writeFile(f *capFile, p []byte) error {
 	n, err := f.lj.Write(p)
-	f.size += int64(n)
-	if err != nil {
-		return fmt.Errorf("logpub: capture %s: %w", f.lj.Filename, err)
+	if err == nil {
+		f.size += int64(n)
+		return nil
 	}
-	return nil
+	err = fmt.Errorf("logpub: capture %s: %w", f.lj.Filename, err)
+	if n > 0 {
+		if terr := os.Truncate(f.lj.Filename, f.size); terr != nil {
+			f.size += int64(n)
+			return errors.Join(err, fmt.Errorf("logpub: cut back the partial write: %w", terr))
+		}
+		_ = f.lj.Close()
+	}
+	return err
 }
 
 func (c *capture) rotate(f *capFile) error {

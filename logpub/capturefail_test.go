@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,22 +44,37 @@ func fullDisk(t *testing.T) string {
 }
 
 // TestCaptureFailureIsNotAcknowledged: while the capture file cannot be
-// written, the hub neither acknowledges nor publishes the events; once it
-// can, the writer's resent batches land in the file, each event once and
-// in order.
+// written (the disk fills in the middle of a batch), the hub neither
+// acknowledges nor publishes the events; once it can, the writer's resent
+// batches land in the file, each event once and in order, no line torn.
 func TestCaptureFailureIsNotAcknowledged(t *testing.T) {
 	dir := fullDisk(t)
 	filler := filepath.Join(dir, "filler")
+	// Leave one page: the first batch is written in part, then fails.
+	if fi, err := os.Stat(filler); err != nil || os.Truncate(filler, fi.Size()-4096) != nil {
+		t.Fatalf("free one page: %v", err)
+	}
 	h := startHub(t, func(c *HubConfig) { c.Capture = CaptureConfig{Dir: dir} })
 	a := newApp(t, WriterOptions{Endpoint: h.WriterEndpoint(), Service: "api"})
-	for i := 0; i < 50; i++ {
+	for i := 0; i < 200; i++ {
 		a.log.Warn().Int("i", i).Msg("disk trouble")
 	}
 	waitFor(t, "capture errors", func() bool { return h.Stats().CaptureErrors > 0 })
-	if s := a.w.Stats(); s.Acked != 0 {
-		t.Fatalf("writer got acks for events that were not captured: %+v", s)
+	// What fitted in the free page may be acknowledged; nothing more, and
+	// the file holds whole lines only.
+	acked := a.w.Stats().Acked
+	held, err := os.ReadFile(filepath.Join(dir, "api.log"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := h.Ingest("api", []byte(`{"level":"info","message":"bridge"}`)); !errors.Is(err, ErrCapture) {
+	if lines := uint64(strings.Count(string(held), "\n")); acked > lines || acked == 200 {
+		t.Fatalf("writer got %d acks with %d events in the file of a full disk", acked, lines)
+	}
+	if len(held) > 0 && held[len(held)-1] != '\n' {
+		t.Fatalf("a torn line at the end of the capture file: %q", held[max(0, len(held)-80):])
+	}
+	big := []byte(`{"level":"info","message":"` + strings.Repeat("x", 8000) + `"}`) // more than the free page
+	if err := h.Ingest("api", big); !errors.Is(err, ErrCapture) {
 		t.Fatalf("Ingest while capture fails = %v, want ErrCapture", err)
 	}
 
@@ -66,7 +82,7 @@ func TestCaptureFailureIsNotAcknowledged(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for a.w.Stats().Acked != 50 {
+	for a.w.Stats().Acked != 200 {
 		if time.Now().After(deadline) {
 			t.Fatalf("writer stats after the disk recovered: %+v, hub %+v", a.w.Stats(), h.Stats())
 		}

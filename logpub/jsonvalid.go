@@ -142,9 +142,13 @@ func (s *jscan) str() bool {
 	s.i++ // opening quote
 	b := s.b
 	for s.i < len(b) {
-		for s.i < len(b) && !strSpecial[b[s.i]] {
-			s.i++
+		// A local index keeps the hot loop in registers; through s.i
+		// every step is a load and a store.
+		i := s.i
+		for i < len(b) && !strSpecial[b[i]] {
+			i++
 		}
+		s.i = i
 		if s.i >= len(b) {
 			return false
 		}

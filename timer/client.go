@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -254,33 +255,11 @@ func (c *Client) Ticks(ctx context.Context, period time.Duration) (<-chan Tick, 
 	c.ticks[period] = append(c.ticks[period], s)
 	c.mu.Unlock()
 	c.poke()
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		select {
-		case <-ctx.Done():
-		case <-c.ctx.Done():
-		}
-		c.mu.Lock()
-		subs := c.ticks[period]
-		for i, x := range subs {
-			if x == s {
-				subs = append(subs[:i], subs[i+1:]...)
-				break
-			}
-		}
-		last := len(subs) == 0
-		if last {
-			delete(c.ticks, period)
-		} else {
-			c.ticks[period] = subs
-		}
+	c.dropWhenDone(ctx, func() bool {
+		last := removeSub(c.ticks, period, s)
 		close(s.ch)
-		c.mu.Unlock()
-		if last && c.ctx.Err() == nil {
-			c.send(&message{Type: msgUnsub, Period: int64(period)})
-		}
-	}()
+		return last
+	}, &message{Type: msgUnsub, Period: int64(period)})
 	return s.ch, nil
 }
 
@@ -300,6 +279,18 @@ func (c *Client) Watch(ctx context.Context, name string) (<-chan Fire, error) {
 	c.watches[name] = append(c.watches[name], s)
 	c.mu.Unlock()
 	c.poke()
+	c.dropWhenDone(ctx, func() bool {
+		last := removeSub(c.watches, name, s)
+		close(s.ch)
+		return last
+	}, &message{Type: msgUnwatch, Name: name})
+	return s.ch, nil
+}
+
+// dropWhenDone waits until ctx or the client ends, then removes a
+// subscription with remove (under c.mu); when it was the last of its kind,
+// it tells the service with msg.
+func (c *Client) dropWhenDone(ctx context.Context, remove func() (last bool), msg *message) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -308,26 +299,23 @@ func (c *Client) Watch(ctx context.Context, name string) (<-chan Fire, error) {
 		case <-c.ctx.Done():
 		}
 		c.mu.Lock()
-		subs := c.watches[name]
-		for i, x := range subs {
-			if x == s {
-				subs = append(subs[:i], subs[i+1:]...)
-				break
-			}
-		}
-		last := len(subs) == 0
-		if last {
-			delete(c.watches, name)
-		} else {
-			c.watches[name] = subs
-		}
-		close(s.ch)
+		last := remove()
 		c.mu.Unlock()
 		if last && c.ctx.Err() == nil {
-			c.send(&message{Type: msgUnwatch, Name: name})
+			c.send(msg)
 		}
 	}()
-	return s.ch, nil
+}
+
+// removeSub removes s from m[key] and reports whether it was the last one.
+func removeSub[K comparable, S comparable](m map[K][]S, key K, s S) (last bool) {
+	subs := slices.DeleteFunc(m[key], func(x S) bool { return x == s })
+	if len(subs) == 0 {
+		delete(m, key)
+		return true
+	}
+	m[key] = subs
+	return false
 }
 
 // Schedule adds or replaces a schedule on the service (and, through it, on

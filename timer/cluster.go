@@ -1,6 +1,7 @@
 package timer
 
 import (
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -206,7 +207,9 @@ func (s *Service) shout(m *peerMsg) {
 	if err == nil {
 		err = s.cfg.Mesh.Shout(s.cfg.Group, frames...)
 	}
-	if err != nil && s.ctx.Err() == nil {
+	// Before the node starts there is nobody to tell: peers get the full
+	// set when they see us join.
+	if err != nil && s.ctx.Err() == nil && !errors.Is(err, mesh.ErrNotStarted) {
 		s.log.Warn().Err(err).Str("type", m.Type).Msg("timer: shout")
 	}
 }

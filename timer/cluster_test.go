@@ -430,3 +430,54 @@ func maxTime(a, b time.Time) time.Time {
 	}
 	return a
 }
+
+// TestClusterAtFiresOnce: a cluster-scope one-shot fires once in the
+// mesh, and every node then knows it is done.
+func TestClusterAtFiresOnce(t *testing.T) {
+	t.Parallel()
+	nodes := meshtest.Cluster(t, 3)
+	var tn []*timerNode
+	for _, nd := range nodes {
+		tn = append(tn, startTimerNode(t, nd, t.TempDir()))
+	}
+	eventually(t, 20*time.Second, "one leader", func() bool {
+		leaders := 0
+		for _, n := range tn {
+			if n.svc.Snapshot().Leader {
+				leaders++
+			}
+		}
+		return leaders == 1
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var log fireLog
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for _, n := range tn {
+		ch, err := n.cli.Watch(ctx, "once")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); log.collect(ch) }()
+		eventually(t, 5*time.Second, "watcher known", func() bool { return n.svc.Snapshot().Clients == 1 })
+	}
+	at := time.Now().Add(700 * time.Millisecond).Round(time.Millisecond)
+	if err := tn[2].cli.Schedule(ctx, Spec{Name: "once", At: at, Scope: ScopeCluster, Payload: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range tn {
+		eventually(t, 10*time.Second, "every node knows it fired", func() bool {
+			l := n.svc.List()
+			return len(l) == 1 && l[0].LastFired.Equal(at) && l[0].Next.IsZero()
+		})
+	}
+	// Every node has recorded the fire: no one fires it again.
+	cancel()
+	wg.Wait()
+	if fs := log.snapshot(); len(fs) != 1 || !fs[0].At.Equal(at) || fs[0].Payload != "x" {
+		t.Fatalf("fires %+v, want one at %v", fs, at)
+	}
+}

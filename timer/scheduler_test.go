@@ -103,8 +103,8 @@ func TestScheduleAtFiresOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := recvFire(t, fires, 5*time.Second)
-	if !f.At.Equal(at) || f.Late {
-		t.Fatalf("fire %+v, want at %v, not late", f, at)
+	if !f.At.Equal(at) || f.Late != (f.FiredAt.Sub(f.At) > DefaultConfig().LateAfter) {
+		t.Fatalf("fire %+v, want at %v, late only if fired 500 ms after", f, at)
 	}
 	eventually(t, 5*time.Second, "one-shot done", func() bool {
 		l := s.List()

@@ -55,7 +55,9 @@ type Service struct {
 	peers       map[uuid.UUID]*peer
 	recent      []Fire // ring of the latest fires, for Snapshot
 	ticks       []tickStats
-	stats       counters
+	// tickWake wakes an idle tick loop when its first client subscribes.
+	tickWake []chan struct{}
+	stats    counters
 }
 
 type client struct {
@@ -79,6 +81,7 @@ type counters struct {
 type tickStats struct {
 	sent, dropped, skipped uint64
 	last                   int64
+	subs                   int // clients subscribed
 }
 
 // NewService checks cfg and loads the persisted schedules; Start serves.
@@ -92,13 +95,17 @@ func NewService(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{
-		cfg:     cfg,
-		log:     cfg.Logger.With().Str("component", "timer").Logger(),
-		wake:    make(chan struct{}, 1),
-		clients: make(map[string]*client),
-		entries: make(map[string]*entry),
-		peers:   make(map[uuid.UUID]*peer),
-		ticks:   make([]tickStats, len(Periods)),
+		cfg:      cfg,
+		log:      cfg.Logger.With().Str("component", "timer").Logger(),
+		wake:     make(chan struct{}, 1),
+		clients:  make(map[string]*client),
+		entries:  make(map[string]*entry),
+		peers:    make(map[uuid.UUID]*peer),
+		ticks:    make([]tickStats, len(Periods)),
+		tickWake: make([]chan struct{}, len(Periods)),
+	}
+	for i := range s.tickWake {
+		s.tickWake[i] = make(chan struct{}, 1)
 	}
 	if cfg.Mesh != nil {
 		s.self = cfg.Mesh.UUID().String()
@@ -261,7 +268,7 @@ func (s *Service) handle(id string, m message) {
 			err = fmt.Errorf("%w: %v", ErrBadPeriod, time.Duration(m.Period))
 			break
 		}
-		c.subs[i] = m.Type == msgSub
+		s.setSubLocked(c, i, m.Type == msgSub)
 	case msgWatch, msgUnwatch:
 		if m.Name != "*" {
 			if err = validName(m.Name); err != nil {
@@ -374,6 +381,9 @@ func (s *Service) housekeeping() {
 			s.mu.Lock()
 			for id, c := range s.clients {
 				if now.Sub(c.lastSeen) > s.cfg.ClientTimeout {
+					for i := range c.subs {
+						s.setSubLocked(c, i, false)
+					}
 					delete(s.clients, id)
 				}
 			}

@@ -29,11 +29,12 @@ type Snapshot struct {
 
 // TickStats counts the ticks of one period.
 type TickStats struct {
-	Period  time.Duration `json:"period_ns"`
-	Last    int64         `json:"last"`    // number of the latest tick
-	Sent    uint64        `json:"sent"`    // tick messages sent to clients
-	Dropped uint64        `json:"dropped"` // not sent: the client's window was full (it sees Missed)
-	Skipped uint64        `json:"skipped"` // ticks the service itself woke too late for
+	Period      time.Duration `json:"period_ns"`
+	Subscribers int           `json:"subscribers"` // clients receiving this period
+	Last        int64         `json:"last"`        // number of the latest tick
+	Sent        uint64        `json:"sent"`        // tick messages sent to clients
+	Dropped     uint64        `json:"dropped"`     // not sent: the client's window was full (it sees Missed)
+	Skipped     uint64        `json:"skipped"`     // ticks the service itself woke too late for
 }
 
 // Snapshot returns the current state of the service.
@@ -57,7 +58,7 @@ func (s *Service) Snapshot() Snapshot {
 	}
 	for i, p := range Periods {
 		t := s.ticks[i]
-		snap.Ticks = append(snap.Ticks, TickStats{Period: p, Last: t.last, Sent: t.sent, Dropped: t.dropped, Skipped: t.skipped})
+		snap.Ticks = append(snap.Ticks, TickStats{Period: p, Subscribers: t.subs, Last: t.last, Sent: t.sent, Dropped: t.dropped, Skipped: t.skipped})
 	}
 	for id, p := range s.peers {
 		pc := PeerClock{ID: id.String()}

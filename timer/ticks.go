@@ -25,6 +25,20 @@ func (s *Service) tickLoop(i int) {
 	}
 	var batch []out
 	for {
+		// With no subscriber the loop sleeps instead of waking every
+		// period: an idle logd costs nothing here.
+		s.mu.Lock()
+		idle := s.ticks[i].subs == 0
+		s.mu.Unlock()
+		if idle {
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-s.tickWake[i]:
+			}
+			next = TickNumber(time.Now(), period) + 1
+			continue
+		}
 		n, skipped, err := waitTick(s.ctx, t, next, period)
 		if err != nil {
 			return
@@ -54,5 +68,23 @@ func (s *Service) tickLoop(i int) {
 		for _, o := range batch {
 			s.sendRaw(o.id, o.b)
 		}
+	}
+}
+
+// setSubLocked records that a client subscribed (on) to Periods[i] or
+// stopped, and wakes the period's loop for its first subscriber.
+func (s *Service) setSubLocked(c *client, i int, on bool) {
+	if c.subs[i] == on {
+		return
+	}
+	c.subs[i] = on
+	if !on {
+		s.ticks[i].subs--
+		return
+	}
+	s.ticks[i].subs++
+	select {
+	case s.tickWake[i] <- struct{}{}:
+	default:
 	}
 }

@@ -5,13 +5,14 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"net"
 	"syscall"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/logmesh/logmesh/dashboard"
 	"github.com/logmesh/logmesh/logpub"
-	"github.com/rs/zerolog"
+	"github.com/logmesh/logmesh/mesh"
 )
 
 // dashboardFlags are the dashboard's flags on `logd run`.
@@ -80,7 +81,7 @@ func startDashboard(ctx context.Context, d *daemon) (func(), error) {
 		}
 		return nil, err
 	}
-	d.node.SetHeader("X-HTTP", wildcardHost(srv.Addr()))
+	d.node.SetHeader("X-HTTP", mesh.ServiceEndpoint(srv.Addr()))
 	if tok := srv.Token(); tok != "" && f.token == "" {
 		// Generated: this is the only place it is shown.
 		d.log.Info().Str("url", srv.URL()).Str("token", tok).Msg("dashboard started")
@@ -93,16 +94,6 @@ func startDashboard(ctx context.Context, d *daemon) (func(), error) {
 		}
 		stopCluster()
 	}, nil
-}
-
-// wildcardHost turns "0.0.0.0:7070" into "*:7070": peers replace "*" with
-// the host of this node's mesh mailbox, as for X-LOGD-PUB.
-func wildcardHost(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if ip := net.ParseIP(host); err == nil && ip != nil && ip.IsUnspecified() {
-		return "*:" + port
-	}
-	return addr
 }
 
 // hubSource is the log hub as the dashboard reads it. The hub is looked up

@@ -3,15 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+
 	"github.com/logmesh/logmesh/dashboard"
 	"github.com/logmesh/logmesh/logpub"
-	"github.com/rs/zerolog"
+	"github.com/logmesh/logmesh/mesh"
 )
 
 // clusterLogs is the dashboard's log source with --http-cluster: this
@@ -70,7 +70,7 @@ func (c *clusterLogs) reconcile(ctx context.Context) {
 				fctx, stop := context.WithCancel(ctx)
 				c.follow[p.ID] = stop
 				c.wg.Add(1)
-				go c.followPeer(fctx, p.Name, resolvePub(pub, p.Endpoint))
+				go c.followPeer(fctx, p.Name, mesh.ResolveEndpoint(pub, p.Endpoint))
 			}
 			c.mu.Unlock()
 		}
@@ -167,17 +167,4 @@ func (c *clusterLogs) Stats() dashboard.LogStats {
 func (c *clusterLogs) close() {
 	c.cancel()
 	c.wg.Wait()
-}
-
-// resolvePub turns a peer's "tcp://*:port" into its mailbox host and port.
-func resolvePub(pub, mailbox string) string {
-	rest, ok := strings.CutPrefix(pub, "tcp://*:")
-	if !ok {
-		return pub
-	}
-	host, _, err := net.SplitHostPort(strings.TrimPrefix(mailbox, "tcp://"))
-	if err != nil {
-		return pub
-	}
-	return "tcp://" + net.JoinHostPort(host, rest)
 }

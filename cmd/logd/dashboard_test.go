@@ -7,19 +7,18 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/logmesh/logmesh/dashboard"
 	"github.com/logmesh/logmesh/internal/meshtest"
 	"github.com/logmesh/logmesh/logpub"
-	"github.com/rs/zerolog"
 )
 
 // freeTCPAddr returns a loopback address with a port free a moment ago.
@@ -43,24 +42,9 @@ func startLogdHTTP(t *testing.T, bin, httpAddr string, extra ...string) (*logdPr
 // startLogdNamed is startLogdHTTP with a name and a beacon port (the mesh).
 func startLogdNamed(t *testing.T, bin, name string, beaconPort int, httpAddr string, extra ...string) (*logdProc, string) {
 	t.Helper()
-	p := &logdProc{dataDir: t.TempDir(), stderr: &lockedBuffer{}, done: make(chan error, 1)}
-	writerEP := "ipc://" + filepath.Join(p.dataDir, "w.sock")
-	args := append([]string{"run", "--data-dir", p.dataDir, "--name", name,
-		"--beacon-port", strconv.Itoa(beaconPort), "--beacon-interval", "100ms", "--interface", "lo",
-		"--broadcast", "127.255.255.255", "--bind", "127.0.0.1",
-		"--writer-endpoint", writerEP, "--http", httpAddr}, extra...)
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
+	dataDir := t.TempDir()
+	writerEP := "ipc://" + filepath.Join(dataDir, "w.sock")
+	p := runLogd(t, bin, dataDir, name, beaconPort, append([]string{"--writer-endpoint", writerEP, "--http", httpAddr}, extra...)...)
 	return p, writerEP
 }
 
@@ -245,14 +229,6 @@ func waitTimerTicks(t *testing.T, p *logdProc, base string) {
 	}
 }
 
-func TestWildcardHost(t *testing.T) {
-	for in, want := range map[string]string{"0.0.0.0:7070": "*:7070", "[::]:80": "*:80", "127.0.0.1:7070": "127.0.0.1:7070", "junk": "junk"} {
-		if got := wildcardHost(in); got != want {
-			t.Errorf("wildcardHost(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // With --http-cluster, a logd's dashboard shows the events of its peers:
 // an app logging into logd-b appears in logd-a's stream and per-node graph.
 func TestLogdDashboardCluster(t *testing.T) {
@@ -299,15 +275,6 @@ func TestLogdDashboardCluster(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatalf("no event of logd-b reached logd-a's dashboard\na:\n%s\nb:\n%s", a.stderr, b.stderr)
 		}
-	}
-}
-
-func TestResolvePub(t *testing.T) {
-	if got := resolvePub("tcp://*:4100", "tcp://10.0.0.2:5000"); got != "tcp://10.0.0.2:4100" {
-		t.Fatalf("resolvePub = %q", got)
-	}
-	if got := resolvePub("tcp://10.0.0.9:4100", "tcp://10.0.0.2:5000"); got != "tcp://10.0.0.9:4100" {
-		t.Fatalf("resolvePub of a full endpoint = %q", got)
 	}
 }
 

@@ -17,7 +17,7 @@ func TestDemoAppsLogIntoLogd(t *testing.T) {
 	bin := buildLogd(t)
 	port := meshtest.Config(t).BeaconPort
 	dir := t.TempDir()
-	p := startLogdWith(t, bin, port, "logd-demo", "--demo", "--writer-endpoint", "ipc://"+filepath.Join(dir, "w.sock"))
+	p := startLogd(t, bin, port, "logd-demo", "--demo", "--writer-endpoint", "ipc://"+filepath.Join(dir, "w.sock"))
 
 	var pub string
 	pollUntil(t, 20*time.Second, "X-LOGD-PUB header", func() bool {

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path"
@@ -20,9 +19,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+
 	"github.com/logmesh/logmesh/filemq"
 	"github.com/logmesh/logmesh/mesh"
-	"github.com/rs/zerolog"
 )
 
 // headerFileMQ advertises a logd's FileMQ server on the mesh.
@@ -142,7 +142,7 @@ func startFilemq(ctx context.Context, d *daemon) (func(), error) {
 				}
 			})
 		}
-		d.node.SetHeader(headerFileMQ, wildcardEndpoint(srv.Endpoint()))
+		d.node.SetHeader(headerFileMQ, mesh.ServiceEndpoint(srv.Endpoint()))
 		log.Info().Str("dir", f.shipTo).Str("endpoint", srv.Endpoint()).Msg("shipping archives")
 	}
 	var col *collector
@@ -189,32 +189,6 @@ func sameDir(a, b string) bool {
 	return errA == nil && errB == nil && aa == bb
 }
 
-// wildcardEndpoint turns a wildcard bind into "tcp://*:port": collectors
-// put in the host of the peer's mesh mailbox, which the mesh already made
-// reachable (interface, --advertise).
-func wildcardEndpoint(ep string) string {
-	host, port, err := net.SplitHostPort(strings.TrimPrefix(ep, "tcp://"))
-	if err == nil && strings.HasPrefix(ep, "tcp://") {
-		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-			return "tcp://*:" + port
-		}
-	}
-	return ep
-}
-
-// resolveWildcard replaces the "*" of an advertised endpoint with the host
-// of the peer's mesh mailbox endpoint.
-func resolveWildcard(ep, mailbox string) string {
-	if !strings.HasPrefix(ep, "tcp://*:") {
-		return ep
-	}
-	host, _, err := net.SplitHostPort(strings.TrimPrefix(mailbox, "tcp://"))
-	if err != nil {
-		return ep
-	}
-	return "tcp://" + net.JoinHostPort(host, strings.TrimPrefix(ep, "tcp://*:"))
-}
-
 // collector runs one FileMQ client per shipping peer, each with its own
 // inbox DIR/<peer name>.
 type collector struct {
@@ -246,7 +220,7 @@ func (c *collector) run(ctx context.Context, events <-chan mesh.Event) {
 			switch ev.Type {
 			case mesh.EventEnter:
 				if ep, ok := ev.Headers[headerFileMQ]; ok {
-					c.add(ev.Peer, ev.Name, resolveWildcard(ep, ev.Endpoint))
+					c.add(ev.Peer, ev.Name, mesh.ResolveEndpoint(ep, ev.Endpoint))
 				}
 			case mesh.EventExit:
 				c.remove(ev.Peer)

@@ -15,16 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/logmesh/logmesh/internal/meshtest"
 	"github.com/logmesh/logmesh/logpub"
-	"github.com/rs/zerolog"
 )
-
-// startLogdWith runs `logd run` on the test's loopback mesh with extra flags.
-func startLogdWith(t *testing.T, bin string, beaconPort int, name string, extra ...string) *logdProc {
-	t.Helper()
-	return startLogdAt(t, bin, beaconPort, name, t.TempDir(), extra...)
-}
 
 // startLogdAt is startLogdWith on a given data directory.
 func startLogdAt(t *testing.T, bin string, beaconPort int, name, dataDir string, extra ...string) *logdProc {
@@ -95,8 +90,8 @@ func TestShipAndCollect(t *testing.T) {
 	writeArchive(t, filepath.Join(ship, "api.log"), 100)                                 // live capture file
 	writeArchive(t, filepath.Join(ship, ".api-2026-11-27T05-00-00.000.log.gz.tmp"), 100) // being compressed
 
-	a := startLogdWith(t, bin, port, "logd-a", "--ship-to", ship, "--ship-poll", "100ms", "--writer-endpoint", "")
-	b := startLogdWith(t, bin, port, "logd-b", "--collect", collect, "--writer-endpoint", "")
+	a := startLogd(t, bin, port, "logd-a", "--ship-to", ship, "--ship-poll", "100ms", "--writer-endpoint", "")
+	b := startLogd(t, bin, port, "logd-b", "--collect", collect, "--writer-endpoint", "")
 	inbox := filepath.Join(collect, "logd-a")
 	collected := func() bool {
 		for rel, sum := range want {
@@ -174,7 +169,7 @@ func TestShipCapturedArchives(t *testing.T) {
 	capture := filepath.Join(dataA, "capture")
 	a := startLogdAt(t, bin, port, "logd-a", dataA, "--ship-to", capture, "--ship-poll", "1h",
 		"--writer-endpoint", writerEP, "--rotate-size", "4KiB", "--rotate-every", "0")
-	b := startLogdWith(t, bin, port, "logd-b", "--collect", collect, "--writer-endpoint", "")
+	b := startLogd(t, bin, port, "logd-b", "--collect", collect, "--writer-endpoint", "")
 	diag := func() string { return "stderr a:\n" + a.stderr.String() + "\nstderr b:\n" + b.stderr.String() }
 
 	// Wait until b collects from a, so that announcements reach a live session.
@@ -241,11 +236,5 @@ func TestArchiveMap(t *testing.T) {
 	}
 	if _, ok := archiveMap(true)("api-2026-11-27T04-00-00.000.log.gz"); !ok {
 		t.Error("gzOnly map skipped a .gz archive")
-	}
-	if got := resolveWildcard("tcp://*:5000", "tcp://10.0.0.7:4000"); got != "tcp://10.0.0.7:5000" {
-		t.Errorf("resolveWildcard: %s", got)
-	}
-	if got := wildcardEndpoint("tcp://0.0.0.0:5000"); got != "tcp://*:5000" {
-		t.Errorf("wildcardEndpoint: %s", got)
 	}
 }

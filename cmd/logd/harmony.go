@@ -16,8 +16,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/logmesh/logmesh/harmony"
 	"golang.org/x/term"
+
+	"github.com/logmesh/logmesh/harmony"
+	"github.com/logmesh/logmesh/mesh"
 )
 
 // Every logd runs a Harmony worker (unless --harmony=false): it joins the
@@ -68,12 +70,12 @@ func startHarmony(_ context.Context, d *daemon) (func(), error) {
 		if err != nil {
 			return nil, err
 		}
-		d.node.SetHeader(harmony.Header, w.Endpoint())
+		d.node.SetHeader(harmony.Header, mesh.ServiceEndpoint(w.Endpoint()))
 		if err := d.node.Join(harmony.Group); err != nil {
 			w.Close()
 			return nil, err
 		}
-		self = func() string { return harmony.ResolveEndpoint(w.Endpoint(), d.node.Endpoint()) }
+		self = func() string { return mesh.ResolveEndpoint(w.Endpoint(), d.node.Endpoint()) }
 		d.admin.HandleFunc("GET /harmony/stats", func(rw http.ResponseWriter, _ *http.Request) {
 			writeJSON(rw, w.Stats())
 		})

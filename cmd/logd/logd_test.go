@@ -52,14 +52,16 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-// startLogd runs `logd run` on the test's isolated loopback mesh.
-func startLogd(t *testing.T, bin string, beaconPort int, name string, extra ...string) *logdProc {
+// runLogd starts `logd run` on dataDir, on the test's isolated loopback
+// mesh (beaconPort) with fast beacons and liveness timers, and extra flags.
+// A process still running at the end of the test is killed.
+func runLogd(t *testing.T, bin, dataDir, name string, beaconPort int, extra ...string) *logdProc {
 	t.Helper()
-	p := &logdProc{dataDir: t.TempDir(), stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	p := &logdProc{dataDir: dataDir, stderr: &lockedBuffer{}, done: make(chan error, 1)}
 	args := []string{"run", "--data-dir", p.dataDir, "--name", name,
 		"--beacon-port", strconv.Itoa(beaconPort), "--beacon-interval", "100ms",
 		"--interface", "lo", "--broadcast", "127.255.255.255", "--bind", "127.0.0.1",
-		"--evasive", "1s", "--expired", "5s", "--log-level", "debug"}
+		"--evasive", "1s", "--expired", "5s"}
 	p.cmd = exec.Command(bin, append(args, extra...)...)
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -73,6 +75,12 @@ func startLogd(t *testing.T, bin string, beaconPort int, name string, extra ...s
 		}
 	})
 	return p
+}
+
+// startLogd runs `logd run` on a fresh data dir, with debug logging.
+func startLogd(t *testing.T, bin string, beaconPort int, name string, extra ...string) *logdProc {
+	t.Helper()
+	return runLogd(t, bin, t.TempDir(), name, beaconPort, append([]string{"--log-level", "debug"}, extra...)...)
 }
 
 func peersJSON(t *testing.T, bin, dataDir string) (peersReply, error) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/logmesh/logmesh/logpub"
+	"github.com/logmesh/logmesh/mesh"
 )
 
 // logpubFlags are the log hub's flags on `logd run`.
@@ -122,8 +122,8 @@ func startLogpub(ctx context.Context, d *daemon) (func(), error) {
 		return nil, err
 	}
 	// One endpoint serves live streams and --since queries.
-	d.node.SetHeader("X-LOGD-PUB", advertisedEndpoint(h.PubEndpoint()))
-	d.node.SetHeader("X-LOGD-QUERY", advertisedEndpoint(h.PubEndpoint()))
+	d.node.SetHeader("X-LOGD-PUB", mesh.ServiceEndpoint(h.PubEndpoint()))
+	d.node.SetHeader("X-LOGD-QUERY", mesh.ServiceEndpoint(h.PubEndpoint()))
 	d.admin.HandleFunc("GET /logpub/stats", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(h.Stats())
@@ -152,20 +152,6 @@ func startHub(ctx context.Context, cfg logpub.HubConfig) (*logpub.Hub, error) {
 		return nil, err
 	}
 	return h, nil
-}
-
-// advertisedEndpoint turns a wildcard bind into "tcp://*:port": subscribers
-// replace "*" with the host of the peer's mesh mailbox, which the mesh
-// already made reachable (interface, --advertise).
-func advertisedEndpoint(ep string) string {
-	host, port, err := net.SplitHostPort(strings.TrimPrefix(ep, "tcp://"))
-	if err != nil || !strings.HasPrefix(ep, "tcp://") {
-		return ep
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		return "tcp://*:" + port
-	}
-	return ep
 }
 
 // sizeFlag is a byte size: 1048576, 512KB, 100MiB, 1G.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,22 +19,9 @@ import (
 func TestLogdCapturesPublishesAndAdvertises(t *testing.T) {
 	bin := buildLogd(t)
 	port := meshtest.Config(t).BeaconPort
-	p := &logdProc{dataDir: t.TempDir(), stderr: &lockedBuffer{}, done: make(chan error, 1)}
-	writerEP := "ipc://" + filepath.Join(p.dataDir, "w.sock")
-	p.cmd = exec.Command(bin, "run", "--data-dir", p.dataDir, "--name", "logd-lp",
-		"--beacon-port", strconv.Itoa(port), "--interface", "lo", "--broadcast", "127.255.255.255", "--bind", "127.0.0.1",
-		"--writer-endpoint", writerEP, "--rotate-size", "4KiB", "--rotate-every", "0")
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
+	dataDir := t.TempDir()
+	writerEP := "ipc://" + filepath.Join(dataDir, "w.sock")
+	p := runLogd(t, bin, dataDir, "logd-lp", port, "--writer-endpoint", writerEP, "--rotate-size", "4KiB", "--rotate-every", "0")
 
 	w := logpub.NewWriter(logpub.WriterOptions{Endpoint: writerEP, Service: "api"})
 	log := zerolog.New(w).With().Timestamp().Logger()

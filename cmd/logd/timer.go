@@ -274,7 +274,7 @@ func timerStatus(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // timerWatch prints fires of a schedule, or ticks, one line each, as a
 // client of the local timer service, until interrupted or --count lines.
 func timerWatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("timer watch", "Prints the fires of schedule NAME ('*': all) or, with --tick, the ticks of a period.", stderr)
+	fs := newFlagSet("timer watch", "Prints the fires of schedule NAME ('*': all) on this node or, with --tick, the ticks of a period.\nA cluster-scope schedule fires once in the mesh: only on the node that fires it (see 'logd timer status', leader).", stderr)
 	dataDir := fs.String("data-dir", defaultDataDir(), "data directory of the logd to ask")
 	tick := fs.Duration("tick", 0, "print ticks of this period (1s, 100ms or 10ms) instead of fires")
 	count := fs.Int("count", 0, "stop after this many lines (0: until interrupted)")

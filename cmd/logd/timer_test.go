@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,28 +12,6 @@ import (
 	"github.com/logmesh/logmesh/internal/meshtest"
 	"github.com/logmesh/logmesh/timer"
 )
-
-// startLogdIn runs `logd run` on dataDir (kept across restarts).
-func startLogdIn(t *testing.T, bin string, beaconPort int, name, dataDir string) *logdProc {
-	t.Helper()
-	p := &logdProc{dataDir: dataDir, stderr: &lockedBuffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(bin, "run", "--data-dir", p.dataDir, "--name", name,
-		"--beacon-port", strconv.Itoa(beaconPort), "--beacon-interval", "100ms",
-		"--interface", "lo", "--broadcast", "127.255.255.255", "--bind", "127.0.0.1",
-		"--evasive", "1s", "--expired", "5s")
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
-}
 
 func (p *logdProc) stop(t *testing.T) {
 	t.Helper()
@@ -72,7 +49,7 @@ func TestTimerCommands(t *testing.T) {
 	bin := buildLogd(t)
 	port := meshtest.Config(t).BeaconPort
 	dir := t.TempDir()
-	p := startLogdIn(t, bin, port, "timer-a", dir)
+	p := runLogd(t, bin, dir, "timer-a", port)
 	dd := "--data-dir=" + dir
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -132,7 +109,7 @@ func TestTimerCommands(t *testing.T) {
 
 	// The schedules survive a restart of logd.
 	p.stop(t)
-	startLogdIn(t, bin, port, "timer-a", dir)
+	runLogd(t, bin, dir, "timer-a", port)
 	var list []timer.ScheduleInfo
 	deadline = time.Now().Add(20 * time.Second)
 	for {

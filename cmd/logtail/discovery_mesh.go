@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"strings"
 	"sync"
@@ -81,7 +80,7 @@ func (m *meshDiscovery) Watch(ctx context.Context) (<-chan peerChange, error) {
 						continue
 					}
 					known[id] = true
-					if !send(peerChange{Peer: logdPeer{ID: id, Name: ev.Name, Endpoint: resolveWildcard(pub, ev.Endpoint)}}) {
+					if !send(peerChange{Peer: logdPeer{ID: id, Name: ev.Name, Endpoint: mesh.ResolveEndpoint(pub, ev.Endpoint)}}) {
 						return
 					}
 				case mesh.EventExit:
@@ -98,19 +97,6 @@ func (m *meshDiscovery) Watch(ctx context.Context) (<-chan peerChange, error) {
 		}
 	}()
 	return out, nil
-}
-
-// resolveWildcard replaces the "*" host of an advertised endpoint with the
-// host of the peer's mailbox endpoint.
-func resolveWildcard(pub, mailbox string) string {
-	if !strings.HasPrefix(pub, "tcp://*:") {
-		return pub
-	}
-	host, _, err := net.SplitHostPort(strings.TrimPrefix(mailbox, "tcp://"))
-	if err != nil {
-		return pub
-	}
-	return "tcp://" + net.JoinHostPort(host, strings.TrimPrefix(pub, "tcp://*:"))
 }
 
 func (m *meshDiscovery) Close() error {
