@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-zeromq/zmq4"
+	"github.com/logmesh/logmesh/internal/zmtpguard"
 	"github.com/rs/zerolog"
 )
 
@@ -88,7 +89,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 
 func bindRouter(ctx context.Context, endpoint string) (zmq4.Socket, error) {
 	sock := zmq4.NewRouter(ctx, zmq4.WithLogger(discardStdLogger()))
-	if err := sock.Listen(endpoint); err != nil {
+	if err := sock.Listen(zmtpguard.Endpoint(endpoint)); err != nil {
 		sock.Close()
 		return nil, fmt.Errorf("filemq: bind %s: %w", endpoint, err)
 	}

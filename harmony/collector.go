@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 	"github.com/google/uuid"
+	"github.com/logmesh/logmesh/internal/zmtpguard"
 	"github.com/rs/zerolog"
 )
 
@@ -107,7 +108,7 @@ func NewCollector(cfg CollectorConfig) (*Collector, error) {
 	}
 	c.stats = CollectorStats{Batch: cfg.Batch.String(), Started: time.Now(), Committed: int(cfg.StartAt)}
 	c.router = zmq4.NewRouter(ctx, zmq4.WithID(zmq4.SocketIdentity(uuid.NewString())), zmq4.WithLogger(zmqLogger(cfg.Log)))
-	if err := c.router.Listen(cfg.Endpoint); err != nil {
+	if err := c.router.Listen(zmtpguard.Endpoint(cfg.Endpoint)); err != nil {
 		cancel()
 		c.router.Close()
 		return nil, fmt.Errorf("harmony: collector listen %s: %w", cfg.Endpoint, err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 	"github.com/google/uuid"
+	"github.com/logmesh/logmesh/internal/zmtpguard"
 	"github.com/rs/zerolog"
 )
 
@@ -108,7 +109,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 		links: map[string]*link{},
 	}
 	w.router = zmq4.NewRouter(ctx, zmq4.WithID(zmq4.SocketIdentity(uuid.New().String())), zmq4.WithLogger(zmqLogger(cfg.Log)))
-	if err := w.router.Listen(cfg.Endpoint); err != nil {
+	if err := w.router.Listen(zmtpguard.Endpoint(cfg.Endpoint)); err != nil {
 		cancel()
 		w.router.Close()
 		return nil, fmt.Errorf("harmony: worker listen %s: %w", cfg.Endpoint, err)

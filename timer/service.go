@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 	"github.com/google/uuid"
+	"github.com/logmesh/logmesh/internal/zmtpguard"
 	"github.com/rs/zerolog"
 )
 
@@ -166,7 +167,7 @@ func (s *Service) listen() error {
 		// zmq4: Recv has no timeout, so cancelling s.ctx (Close) is what
 		// ends the receive loop.
 		sock := zmq4.NewRouter(s.ctx, zmq4.WithID(zmq4.SocketIdentity("timer")))
-		if err = sock.Listen(ep); err != nil {
+		if err = sock.Listen(zmtpguard.Endpoint(ep)); err != nil {
 			sock.Close()
 			continue
 		}

@@ -1,0 +1,144 @@
+// Package zmtpguard is the zmq4 transport of the project's zmq4 ROUTER
+// sockets (timer, FileMQ, Harmony): plain TCP on the wire, but a peer must
+// finish the ZMTP greeting and its first command within a deadline.
+//
+// zmq4 v0.17.0 runs the ZMTP handshake of each accepted connection inside
+// its accept loop, with no deadline: one connection that sends a few bytes
+// and then nothing stops the socket from accepting anyone until it closes.
+// Listening on Endpoint(ep) instead of ep bounds that to handshakeTimeout;
+// peers still dial the plain tcp:// endpoint.
+package zmtpguard
+
+import (
+	"context"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/go-zeromq/zmq4"
+	"github.com/go-zeromq/zmq4/transport"
+)
+
+// Scheme is the transport's name in zmq4 endpoints.
+const Scheme = "guarded+tcp"
+
+// handshakeTimeout bounds the greeting and first command of a peer.
+// Generous for a slow link, short enough that a stalled peer holds the
+// accept loop only briefly. Tests lower it.
+var handshakeTimeout = 5 * time.Second
+
+const greetingLen = 64 // ZMTP 3.x greeting
+
+func init() {
+	// The name is ours alone, so registration cannot fail.
+	_ = zmq4.RegisterTransport(Scheme, guard{})
+}
+
+// Endpoint turns "tcp://host:port" into the same address on Scheme, for a
+// socket's Listen. Other endpoints are returned as they are.
+func Endpoint(ep string) string {
+	if rest, ok := strings.CutPrefix(ep, "tcp://"); ok {
+		return Scheme + "://" + rest
+	}
+	return ep
+}
+
+type guard struct{}
+
+func (guard) Dial(ctx context.Context, d transport.Dialer, addr string) (net.Conn, error) {
+	return d.DialContext(ctx, "tcp", addr)
+}
+
+func (guard) Listen(ctx context.Context, addr string) (net.Listener, error) {
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return listener{l}, nil
+}
+
+func (guard) Addr(ep string) (string, error) { return transport.New("tcp").Addr(ep) }
+
+type listener struct{ net.Listener }
+
+func (l listener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.SetReadDeadline(time.Now().Add(handshakeTimeout)); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return &conn{Conn: c}, nil
+}
+
+// conn follows the bytes the peer sends until the end of its first ZMTP
+// frame (the READY or HELLO command after the greeting), then lifts the
+// read deadline.
+type conn struct {
+	net.Conn
+	done   bool
+	seen   int     // bytes of the greeting and frame header seen
+	head   [9]byte // flags and size of the first frame
+	body   uint64  // bytes of the first frame's body still to come
+	inBody bool
+}
+
+func (c *conn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if !c.done && err != nil {
+		// zmq4 drops a connection whose handshake failed without closing
+		// it: close it here, or every stalled peer keeps a descriptor.
+		c.Conn.Close()
+		return n, err
+	}
+	if !c.done && n > 0 && c.consume(p[:n]) {
+		c.done = true
+		if derr := c.Conn.SetReadDeadline(time.Time{}); derr != nil && err == nil {
+			err = derr
+		}
+	}
+	return n, err
+}
+
+// consume advances over b and reports whether the first frame is complete.
+func (c *conn) consume(b []byte) bool {
+	for len(b) > 0 {
+		switch {
+		case c.seen < greetingLen:
+			k := min(len(b), greetingLen-c.seen)
+			c.seen += k
+			b = b[k:]
+		case c.inBody:
+			k := uint64(len(b))
+			if k >= c.body {
+				return true
+			}
+			c.body -= k
+			return false
+		default:
+			h := c.seen - greetingLen
+			c.head[h] = b[0]
+			c.seen++
+			b = b[1:]
+			size := 1
+			if c.head[0]&0x02 != 0 { // long frame: 8-byte size
+				size = 8
+			}
+			if h < size {
+				continue
+			}
+			var body uint64
+			for _, x := range c.head[1 : 1+size] {
+				body = body<<8 | uint64(x)
+			}
+			if body == 0 {
+				return true
+			}
+			c.body, c.inBody = body, true
+		}
+	}
+	return false
+}
