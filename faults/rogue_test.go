@@ -34,6 +34,7 @@ type rogueStats struct {
 	// stalled: connections that sent a few bytes (less than any greeting
 	// or frame header) and then nothing, still open after stallWait.
 	stalls, stalledOpen int
+	honestGreeting      time.Duration // ZMTP: answer time of an honest peer during the stalls
 }
 
 // stallWait is how long a stalled connection is watched.
@@ -41,7 +42,9 @@ const stallWait = 15 * time.Second
 
 // stall opens n connections that send 1..9 bytes and go quiet, and counts
 // those logd has not closed after stallWait (slowloris).
-func stall(r *rand.Rand, s socket, n int) (tried, open int) {
+// For a ZMTP socket it also reports how long an honest peer's greeting
+// took to be answered meanwhile (-1: not within stallWait).
+func stall(r *rand.Rand, s socket, n int) (tried, open int, answered time.Duration) {
 	var conns []net.Conn
 	for range n {
 		c, err := net.DialTimeout(s.network, s.addr, 2*time.Second)
@@ -52,6 +55,19 @@ func stall(r *rand.Rand, s socket, n int) (tried, open int) {
 		conns = append(conns, c)
 	}
 	deadline := time.Now().Add(stallWait)
+	if s.zmtp {
+		// Meanwhile an honest peer greets: how long until it is answered?
+		answered = -1
+		if h, err := net.DialTimeout(s.network, s.addr, 2*time.Second); err == nil {
+			start := time.Now()
+			h.Write(zmtpGreeting())
+			h.SetReadDeadline(deadline)
+			if _, err := io.ReadFull(h, make([]byte, 64)); err == nil {
+				answered = time.Since(start)
+			}
+			h.Close()
+		}
+	}
 	for _, c := range conns {
 		c.SetReadDeadline(deadline)
 		_, err := io.Copy(io.Discard, c)
@@ -61,7 +77,7 @@ func stall(r *rand.Rand, s socket, n int) (tried, open int) {
 		}
 		c.Close()
 	}
-	return len(conns), open
+	return len(conns), open, answered
 }
 
 // sockets lists every socket logd l advertises (mesh headers, its
@@ -356,7 +372,7 @@ func TestRoguePeer(t *testing.T) {
 			defer awg.Done()
 			r := rand.New(rand.NewPCG(uint64(i), 42))
 			res := attack(r, s, rounds, msgs)
-			res.stalls, res.stalledOpen = stall(r, s, 5)
+			res.stalls, res.stalledOpen, res.honestGreeting = stall(r, s, 5)
 			results[i] = res
 		}()
 	}
@@ -413,8 +429,16 @@ func TestRoguePeer(t *testing.T) {
 		if st.conns == 0 {
 			t.Errorf("%s (%s): no connection made", s.name, s.addr)
 		}
-		lines = append(lines, fmt.Sprintf("%s: %d connections, %d inputs, %d closed by logd, %d of %d stalled connections still open after %v",
-			s.name, st.conns, st.messages, st.closedByServer, st.stalledOpen, st.stalls, stallWait))
+		line := fmt.Sprintf("%s: %d connections, %d inputs, %d closed by logd, %d of %d stalled connections still open after %v",
+			s.name, st.conns, st.messages, st.closedByServer, st.stalledOpen, st.stalls, stallWait)
+		switch {
+		case !s.zmtp:
+		case st.honestGreeting < 0:
+			line += ", an honest greeting meanwhile not answered"
+		default:
+			line += fmt.Sprintf(", an honest greeting meanwhile answered in %v", st.honestGreeting.Round(time.Millisecond))
+		}
+		lines = append(lines, line)
 		// Raw noise is never a valid handshake: logd must drop it. zmq4
 		// sockets handshake one connection at a time in their accept loop,
 		// so under a long attack a few may wait past our 3 s (the soak
