@@ -70,7 +70,9 @@ type capture struct {
 	seen    map[int]int // index → times found
 	lines   int         // every line in the files, of any app
 	corrupt int         // lines that are not JSON (torn writes)
-	files   int
+	// recovered: events found whole after a torn fragment on its line
+	recovered int
+	files     int
 }
 
 // readCapture reads every capture file (plain and gzip) under dir.
@@ -112,7 +114,12 @@ func readCapture(t *testing.T, dir, run string) capture {
 			}
 			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 				c.corrupt++
-				continue
+				// A torn write followed by a whole event on the same line:
+				// the event is there, after the fragment.
+				if !tornSuffix(sc.Bytes(), &ev) {
+					continue
+				}
+				c.recovered++
 			}
 			if ev.Run != nil && *ev.Run == run && ev.I != nil {
 				c.seen[*ev.I]++
@@ -169,4 +176,15 @@ func account(t *testing.T, a *app, c capture) ledger {
 		t.Errorf("%s: writer counters do not add up: %+v", a.service, st)
 	}
 	return l
+}
+
+// tornSuffix finds a whole JSON event at the end of a line that starts
+// with a torn fragment, and decodes it into ev.
+func tornSuffix(line []byte, ev any) bool {
+	for i := 1; i < len(line); i++ {
+		if line[i] == '{' && json.Valid(line[i:]) {
+			return json.Unmarshal(line[i:], ev) == nil
+		}
+	}
+	return false
 }

@@ -192,6 +192,55 @@ func (r *liveReader) close() {
 	<-r.done
 }
 
+// waitLive waits until the live reader has received, or the hub has
+// counted as dropped for subscribers, every event published (want of the
+// hub's stats), and checks the sums. Gaps are what the reader sees by
+// itself: drops at the very end of a stream show only in the hub's count
+// until a later event arrives.
+func waitLive(t *testing.T, l *logd, r *liveReader, want func(logpub.HubStats) uint64) (recv, gaps, drops uint64) {
+	t.Helper()
+	var hs logpub.HubStats
+	waitFor(t, 60*time.Second, "the live stream to account for every event", func() bool {
+		var err error
+		if hs, err = l.hubStats(); err != nil {
+			return false
+		}
+		recv, gaps, _ = r.counts()
+		return recv+hs.SubscriberDrops >= want(hs)
+	}, func() string {
+		_, _, err := r.counts()
+		return fmt.Sprintf("received %d, gaps %d, stream error %v; hub %+v", recv, gaps, err, hs)
+	})
+	if recv+hs.SubscriberDrops != want(hs) {
+		t.Errorf("live stream: received %d + dropped for subscribers %d != %d published", recv, hs.SubscriberDrops, want(hs))
+	}
+	if gaps > hs.SubscriberDrops {
+		t.Errorf("live stream: %d gaps seen, but the hub counted %d drops", gaps, hs.SubscriberDrops)
+	}
+	return recv, gaps, hs.SubscriberDrops
+}
+
+// liveStuck waits up to d for the live reader to account for every event
+// published and returns how many are neither received nor counted as
+// dropped (events held in the hub's queue for the subscriber).
+func liveStuck(l *logd, r *liveReader, want func(logpub.HubStats) uint64, d time.Duration) uint64 {
+	deadline := time.Now().Add(d)
+	for {
+		hs, err := l.hubStats()
+		recv, _, _ := r.counts()
+		if err == nil && recv+hs.SubscriberDrops >= want(hs) {
+			return 0
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return 0
+			}
+			return want(hs) - recv - hs.SubscriberDrops
+		}
+		time.Sleep(100 * time.Millisecond) // poll interval
+	}
+}
+
 // pubEndpoint returns logd's X-LOGD-PUB with the wildcard host resolved.
 func pubEndpoint(t *testing.T, l *logd) string {
 	t.Helper()
@@ -232,17 +281,29 @@ func archives(dir string) map[string]string {
 }
 
 // shippedIdentical reports whether every archive of the shipper is on the
-// collector, byte-identical, and how many there are.
-func shippedIdentical(shipDir, collectDir, shipper string) (bool, int, string) {
+// collector, byte-identical, and how many there are. The collector files
+// them under DIR/<name>/, or DIR/<name>-<uuid prefix>/ while two peers
+// share the name (a restarted logd next to its not yet expired former
+// self), so every such inbox counts; inboxes tells how many were used.
+func shippedIdentical(shipDir, collectDir, shipper string) (ok bool, n int, why string, inboxes int) {
 	want := archives(shipDir)
+	dirs, _ := filepath.Glob(filepath.Join(collectDir, shipper+"*"))
+	used := map[string]bool{}
 	var bad []string
 	for rel, sum := range want {
-		if got := fileSHA(filepath.Join(collectDir, shipper, rel)); got != sum {
+		found := false
+		for _, d := range dirs {
+			if fileSHA(filepath.Join(d, rel)) == sum {
+				found, used[d] = true, true
+				break
+			}
+		}
+		if !found {
 			bad = append(bad, rel)
 		}
 	}
 	sort.Strings(bad)
-	return len(bad) == 0 && len(want) > 0, len(want), strings.Join(bad, ", ")
+	return len(bad) == 0 && len(want) > 0, len(want), strings.Join(bad, ", "), len(used)
 }
 
 // fireCheck is what the fires of one schedule show over a window.
@@ -251,6 +312,7 @@ type fireCheck struct {
 	Fires       int // fires of them, all nodes together
 	Duplicates  int // occurrences fired more than once (on one node, or cluster-wide for cluster scope)
 	Missing     int // occurrences not fired at all
+	dup         []string
 }
 
 // checkFires counts the fires of schedule name in [from, to) from the
@@ -258,11 +320,21 @@ type fireCheck struct {
 // once on each node.
 func checkFires(ls []*logd, name string, every time.Duration, cluster bool, from, to time.Time) (fireCheck, error) {
 	perNode := map[string]map[int64]int{}
+	detail := map[int64][]string{}
+	var snaps []timer.Snapshot
 	for _, l := range ls {
 		s, err := l.timerSnapshot()
 		if err != nil {
 			return fireCheck{}, fmt.Errorf("%s: %w", l.name, err)
 		}
+		snaps = append(snaps, s)
+		// A node keeps its last 100 fires: check only what all still hold.
+		if len(s.RecentFires) >= 100 && !s.RecentFires[0].At.Add(every).Before(from) {
+			from = s.RecentFires[0].At.Add(every)
+		}
+	}
+	for i, l := range ls {
+		s := snaps[i]
 		key := l.name
 		if cluster {
 			key = "cluster"
@@ -273,6 +345,8 @@ func checkFires(ls []*logd, name string, every time.Duration, cluster bool, from
 		for _, f := range s.RecentFires {
 			if f.Name == name && !f.At.Before(from) && f.At.Before(to) {
 				perNode[key][f.At.UnixNano()]++
+				detail[f.At.UnixNano()] = append(detail[f.At.UnixNano()], fmt.Sprintf("%s fired %s at %s late=%v",
+					l.name, f.At.Format("15:04:05.000"), f.FiredAt.Format("15:04:05.000"), f.Late))
 			}
 		}
 	}
@@ -291,6 +365,7 @@ func checkFires(ls []*logd, name string, every time.Duration, cluster bool, from
 				c.Missing++
 			case n > 1:
 				c.Duplicates++
+				c.dup = append(c.dup, strings.Join(detail[at.UnixNano()], ", "))
 			}
 		}
 	}

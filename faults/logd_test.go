@@ -75,7 +75,8 @@ func newLogd(t *testing.T, host *netns.Host, beaconPort int, name string, extra 
 		args = append(args, "--interface", host.Iface, "--bind", host.IP, "--broadcast", host.Broadcast)
 	} else {
 		args = append(args, "--interface", "lo", "--bind", "127.0.0.1", "--broadcast", "127.255.255.255",
-			"--pub-bind", "tcp://127.0.0.1:0", "--ship-bind", "tcp://127.0.0.1:0", "--harmony-bind", "127.0.0.1:0")
+			"--pub-bind", "tcp://127.0.0.1:0", "--ship-bind", "tcp://127.0.0.1:0", "--harmony-bind", "127.0.0.1:0",
+			"--http", "127.0.0.1:0")
 	}
 	l := &logd{t: t, name: name, host: host, dataDir: dir, args: append(args, extra...)}
 	t.Cleanup(func() {
