@@ -11,8 +11,11 @@ package zmtpguard
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-zeromq/zmq4"
@@ -55,23 +58,104 @@ func (guard) Listen(ctx context.Context, addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	return listener{l}, nil
+	g := &listener{Listener: l, ready: make(chan net.Conn), done: make(chan struct{}), screening: map[net.Conn]struct{}{}}
+	g.wg.Add(1)
+	go g.acceptLoop()
+	return g, nil
 }
 
 func (guard) Addr(ep string) (string, error) { return transport.New("tcp").Addr(ep) }
 
-type listener struct{ net.Listener }
+// listener accepts connections itself and screens each in its own
+// goroutine: only a peer that sends the 10-byte ZMTP signature within the
+// deadline reaches zmq4's accept loop, so peers that connect and send
+// nothing (or next to nothing) cannot queue up in front of honest ones.
+// It reads no further than the signature: libzmq waits for ours before it
+// sends the rest of its greeting, and zmq4 sends ours only once it has the
+// connection.
+type listener struct {
+	net.Listener
+	ready chan net.Conn
+	done  chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
 
-func (l listener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
+	mu        sync.Mutex
+	screening map[net.Conn]struct{}
+}
+
+const signatureLen = 10
+
+func (l *listener) acceptLoop() {
+	defer l.wg.Done()
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			select {
+			case <-l.done:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(10 * time.Millisecond) // a transient error (EMFILE): do not spin
+			continue
+		}
+		l.mu.Lock()
+		l.screening[c] = struct{}{}
+		l.mu.Unlock()
+		l.wg.Add(1)
+		go l.screen(c)
+	}
+}
+
+func (l *listener) screen(c net.Conn) {
+	defer l.wg.Done()
+	sig := make([]byte, signatureLen)
+	err := c.SetReadDeadline(time.Now().Add(handshakeTimeout))
+	if err == nil {
+		_, err = io.ReadFull(c, sig)
+	}
+	l.mu.Lock()
+	delete(l.screening, c)
+	l.mu.Unlock()
 	if err != nil {
-		return nil, err
-	}
-	if err := c.SetReadDeadline(time.Now().Add(handshakeTimeout)); err != nil {
 		c.Close()
-		return nil, err
+		return
 	}
-	return &conn{Conn: c}, nil
+	g := &conn{Conn: c, pre: sig}
+	g.consume(sig)
+	select {
+	case l.ready <- g:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ready:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops accepting and closes the connections still being screened.
+func (l *listener) Close() error {
+	var err error
+	l.once.Do(func() {
+		close(l.done)
+		err = l.Listener.Close()
+		l.mu.Lock()
+		for c := range l.screening {
+			c.Close()
+		}
+		l.mu.Unlock()
+		l.wg.Wait()
+	})
+	return err
 }
 
 // conn follows the bytes the peer sends until the end of its first ZMTP
@@ -79,6 +163,7 @@ func (l listener) Accept() (net.Conn, error) {
 // read deadline.
 type conn struct {
 	net.Conn
+	pre    []byte // the signature read while screening, for zmq4 to read
 	done   bool
 	seen   int     // bytes of the greeting and frame header seen
 	head   [9]byte // flags and size of the first frame
@@ -87,6 +172,11 @@ type conn struct {
 }
 
 func (c *conn) Read(p []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(p, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
+	}
 	n, err := c.Conn.Read(p)
 	if !c.done && err != nil {
 		// zmq4 drops a connection whose handshake failed without closing

@@ -3,6 +3,8 @@ package zmtpguard
 import (
 	"context"
 	"net"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -46,17 +48,22 @@ func recvWithin(t *testing.T, r zmq4.Socket, d time.Duration) zmq4.Msg {
 	}
 }
 
-// A connection that stalls in the greeting no longer stops the socket from
-// accepting an honest peer.
+// Connections that stall before or in the greeting no longer stop the
+// socket from accepting an honest peer: it is served while they still
+// wait, and they are closed at the deadline.
 func TestStalledPeerDoesNotBlockAccept(t *testing.T) {
 	r, ep := router(t)
-	stalled, err := net.Dial("tcp", strings.TrimPrefix(ep, "tcp://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stalled.Close()
-	if _, err := stalled.Write([]byte{0xFF, 0, 0}); err != nil { // 3 bytes of a greeting, then nothing
-		t.Fatal(err)
+	var stalled []net.Conn
+	for _, sent := range [][]byte{nil, {0xFF}, {0xFF, 0, 0}, make([]byte, 9)} {
+		c, err := net.Dial("tcp", strings.TrimPrefix(ep, "tcp://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write(sent); err != nil {
+			t.Fatal(err)
+		}
+		stalled = append(stalled, c)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -73,18 +80,55 @@ func TestStalledPeerDoesNotBlockAccept(t *testing.T) {
 	if len(m.Frames) != 2 || string(m.Frames[0]) != "honest" || string(m.Frames[1]) != "hello" {
 		t.Fatalf("got %q", m.Frames)
 	}
-	// The stalled connection is closed at the deadline, not kept open.
-	stalled.SetReadDeadline(time.Now().Add(5 * time.Second))
+	// The honest peer did not wait for them: they are all still open...
 	buf := make([]byte, 256)
-	for {
-		_, err := stalled.Read(buf)
-		if err == nil {
-			continue // the socket's own greeting
+	for i, c := range stalled {
+		c.SetReadDeadline(time.Now().Add(time.Millisecond))
+		if _, err := c.Read(buf); err == nil || !isTimeout(err) {
+			t.Fatalf("stalled connection %d: %v before the honest peer was served", i, err)
 		}
-		if ne, ok := err.(net.Error); ok && ne.Timeout() {
-			t.Fatal("the stalled connection is still open 5 s later")
+	}
+	// ...and closed at the deadline, not kept open.
+	for i, c := range stalled {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(buf); err == nil || isTimeout(err) {
+			t.Fatalf("stalled connection %d still open 5 s later (%v)", i, err)
 		}
-		break
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+// A libzmq peer (pyzmq, Debian python3-zmq) talks to a guarded ROUTER: the
+// screening reads no more of the greeting than libzmq sends unprompted.
+func TestLibzmqPeer(t *testing.T) {
+	const py = "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import zmq").Run(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI installs python3-zmq (make deps): %v", err)
+		}
+		t.Skipf("python3-zmq not installed: %v", err)
+	}
+	r, ep := router(t)
+	script := `import sys, zmq
+s = zmq.Context().socket(zmq.DEALER)
+s.setsockopt(zmq.IDENTITY, b"libzmq")
+s.setsockopt(zmq.LINGER, 2000)
+s.connect(sys.argv[1])
+s.send(b"from libzmq")
+s.close()
+`
+	cmd := exec.Command(py, "-c", script, ep)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
+	m := recvWithin(t, r, 5*time.Second)
+	if len(m.Frames) != 2 || string(m.Frames[0]) != "libzmq" || string(m.Frames[1]) != "from libzmq" {
+		t.Fatalf("got %q", m.Frames)
 	}
 }
 
