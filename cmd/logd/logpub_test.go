@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -84,16 +85,17 @@ func TestLogdCapturesPublishesAndAdvertises(t *testing.T) {
 	if stats.Received != 200 || stats.Captured != 200 {
 		t.Fatalf("stats %+v", stats)
 	}
-	ents, _ := os.ReadDir(filepath.Join(p.dataDir, "capture"))
-	var gz int
-	for _, e := range ents {
-		if strings.HasSuffix(e.Name(), ".log.gz") {
-			gz++
+	// Rotated files are compressed in the background: wait for the first.
+	var ents []os.DirEntry
+	pollUntil(t, 20*time.Second, "a compressed archive", func() bool {
+		ents, _ = os.ReadDir(filepath.Join(p.dataDir, "capture"))
+		for _, e := range ents {
+			if strings.HasSuffix(e.Name(), ".log.gz") {
+				return true
+			}
 		}
-	}
-	if gz == 0 {
-		t.Fatalf("no compressed archive in %v", ents)
-	}
+		return false
+	}, func() string { return fmt.Sprintf("capture dir: %v\n%s", ents, p.stderr) })
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	if err := <-p.done; err != nil {
 		t.Fatalf("logd exit: %v\n%s", err, p.stderr)
