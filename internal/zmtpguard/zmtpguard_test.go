@@ -179,3 +179,34 @@ func TestFirstFrameEnd(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFirstFrameEnd: any bytes, split anywhere, never panic the parser,
+// and the split does not change where it finds the end of the first frame.
+func FuzzFirstFrameEnd(f *testing.F) {
+	greeting := make([]byte, greetingLen)
+	f.Add(append(append([]byte{}, greeting...), 0x04, 3, 'a', 'b', 'c'), uint8(7))
+	f.Add(append(append([]byte{}, greeting...), 0x06, 0, 0, 0, 0, 0, 0, 0, 2, 'x', 'y'), uint8(1))
+	f.Add([]byte{0xFF, 0, 0}, uint8(2))
+	f.Add(append(append([]byte{}, greeting...), 0x06, 0xFF, 0xFF), uint8(3))
+	f.Fuzz(func(t *testing.T, stream []byte, split uint8) {
+		end := func(chunk int) int {
+			c := &conn{}
+			for i := 0; i < len(stream); i += chunk {
+				j := min(i+chunk, len(stream))
+				if c.consume(stream[i:j]) {
+					return j
+				}
+			}
+			return -1
+		}
+		whole := end(max(len(stream), 1))
+		byOne := end(1)
+		if byOne > 0 && whole > 0 && whole < byOne {
+			t.Fatalf("whole stream ends the frame at %d, byte by byte at %d", whole, byOne)
+		}
+		if (whole < 0) != (byOne < 0) {
+			t.Fatalf("whole stream: %d, byte by byte: %d", whole, byOne)
+		}
+		_ = end(int(split%16) + 1)
+	})
+}
