@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,29 +19,6 @@ import (
 	"github.com/logmesh/logmesh/internal/meshtest"
 	"github.com/logmesh/logmesh/logpub"
 )
-
-// startLogdAt is startLogdWith on a given data directory.
-func startLogdAt(t *testing.T, bin string, beaconPort int, name, dataDir string, extra ...string) *logdProc {
-	t.Helper()
-	p := &logdProc{dataDir: dataDir, stderr: &lockedBuffer{}, done: make(chan error, 1)}
-	args := append([]string{"run", "--data-dir", p.dataDir, "--name", name,
-		"--beacon-port", strconv.Itoa(beaconPort), "--beacon-interval", "100ms",
-		"--interface", "lo", "--broadcast", "127.255.255.255", "--bind", "127.0.0.1",
-		"--evasive", "1s", "--expired", "5s", "--log-level", "debug"}, extra...)
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
-}
 
 func writeArchive(t *testing.T, path string, size int) string {
 	t.Helper()
@@ -167,7 +143,7 @@ func TestShipCapturedArchives(t *testing.T) {
 	dataA, collect := t.TempDir(), t.TempDir()
 	writerEP := "ipc://" + filepath.Join(dataA, "w.sock")
 	capture := filepath.Join(dataA, "capture")
-	a := startLogdAt(t, bin, port, "logd-a", dataA, "--ship-to", capture, "--ship-poll", "1h",
+	a := runLogd(t, bin, dataA, "logd-a", port, "--log-level", "debug", "--ship-to", capture, "--ship-poll", "1h",
 		"--writer-endpoint", writerEP, "--rotate-size", "4KiB", "--rotate-every", "0")
 	b := startLogd(t, bin, port, "logd-b", "--collect", collect, "--writer-endpoint", "")
 	diag := func() string { return "stderr a:\n" + a.stderr.String() + "\nstderr b:\n" + b.stderr.String() }
