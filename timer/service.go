@@ -198,6 +198,10 @@ func (s *Service) Close() error {
 	}
 	s.cancel()
 	err := s.sock.Close()
+	if errors.Is(err, net.ErrClosed) {
+		// zmq4 closed the connections already when the context ended.
+		err = nil
+	}
 	s.wg.Wait()
 	if ferr := s.flush(); ferr != nil {
 		err = ferr
