@@ -57,8 +57,38 @@ func Subscribe(ctx context.Context, endpoint string, opts SubscribeOptions) (*St
 	}
 	c.SetWriteDeadline(time.Time{})
 	s := &Stream{endpoint: endpoint, conn: c, follow: opts.Follow}
+	if opts.Follow && opts.Since.IsZero() {
+		// A live-only stream starts when the hub registers it, which it
+		// marks with the END of its (empty) history: wait for it, so that
+		// every event accepted after Subscribe returns is in the stream.
+		if err := s.awaitEnd(dctx); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("logpub: subscribe to %s: %w", endpoint, err)
+		}
+	}
 	s.stop = context.AfterFunc(ctx, func() { c.Close() })
 	return s, nil
+}
+
+// awaitEnd reads the END frame that opens a live-only stream.
+func (s *Stream) awaitEnd(ctx context.Context) error {
+	if d, ok := ctx.Deadline(); ok {
+		s.conn.SetReadDeadline(d)
+		defer s.conn.SetReadDeadline(time.Time{})
+	}
+	typ, body, _, err := readFrame(s.conn, nil)
+	if err != nil {
+		return err
+	}
+	if typ != frameEnd {
+		return frameErr("first frame of a live stream has type %d, want END", typ)
+	}
+	d, err := decodeEnd(body)
+	if err != nil {
+		return err
+	}
+	s.historyDone, s.hubDropped = true, d
+	return nil
 }
 
 // Endpoint returns the endpoint the Stream is connected to.
