@@ -162,18 +162,10 @@ func TestDiskFull(t *testing.T) {
 	led := account(t, app, capt)
 	// Only captured events are published; every one reaches the live
 	// subscriber or is counted as dropped for it.
-	// What holds for the live stream here: nothing is delivered twice or
-	// out of nowhere. Some runs lose a few captured events from the live
-	// stream without counting them (the hub's Delivered stays below
-	// Captured with no subscriber drop; see RELIABILITY.md): they are
-	// measured and reported, also after one more event is sent.
 	captured := func(s logpub.HubStats) uint64 { return s.Captured }
 	stuck := liveStuck(a, live, captured, 10*time.Second)
-	if stuck > 0 {
-		nudge := newApp(t, a.writerEndpoint(), "full")
-		nudge.write(1, 0)
-		nudge.close()
-		stuck = liveStuck(a, live, captured, 10*time.Second)
+	if stuck != 0 {
+		t.Errorf("%d captured events neither reached the live stream nor were counted as dropped", stuck)
 	}
 	hs, err = a.hubStats()
 	if err != nil {
