@@ -1,7 +1,6 @@
 package mesh_test
 
 import (
-	"bufio"
 	"net"
 	"os"
 	"os/exec"
@@ -26,32 +25,7 @@ func requireCzmq(t *testing.T) {
 // startCzgossip runs testdata/czgossip.py with args and waits for READY.
 func startCzgossip(t *testing.T, args ...string) <-chan string {
 	t.Helper()
-	cmd := exec.Command(python, append([]string{"testdata/czgossip.py"}, args...)...)
-	stdin, _ := cmd.StdinPipe()
-	out, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
+	_, lines := startPython(t, append([]string{"testdata/czgossip.py"}, args...)...)
 	select {
 	case l := <-lines:
 		if l != "READY" {

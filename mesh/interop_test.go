@@ -2,6 +2,7 @@ package mesh_test
 
 import (
 	"bufio"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -29,32 +30,11 @@ func requirePyzmq(t *testing.T) {
 	}
 }
 
-// TestInteropPyzmq runs a ZRE peer written in Python on libzmq (pyzmq)
-// against our node: each sees the other enter, JOIN, SHOUT and WHISPER
-// cross in both directions, and our port-0 beacon makes it see us leave.
-func TestInteropPyzmq(t *testing.T) { testInteropPyzmq(t, false) }
-
-// TestInteropPyzmqCurve does the same on a mesh closed with CURVE, the
-// Python peer doing what Zyre does with a certificate (libzmq's CURVE,
-// version 3 beacons, X-PUBLICKEY).
-func TestInteropPyzmqCurve(t *testing.T) { testInteropPyzmq(t, true) }
-
-func testInteropPyzmq(t *testing.T, secure bool) {
-	requirePyzmq(t)
-	cfg := meshtest.Config(t)
-	cfg.Name = "gonode"
-	allow := curve.NewAllowList()
-	args := []string{"testdata/pyzre.py", strconv.Itoa(cfg.BeaconPort), "127.255.255.255"}
-	if secure {
-		kp, err := curve.GenerateKeyPair()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Curve = &mesh.Curve{Keys: kp, Authorize: allow.Authorize}
-		args = append(args, "curve")
-	}
-	node := startNode(t, cfg, map[string]string{"X-LOGD-PUB": "tcp://127.0.0.1:1234"})
-
+// startPython runs a Python helper (python3 with args) and returns its
+// stdin and its stdout lines. Closing stdin asks it to stop; at the end of
+// the test it is given 5 s, then killed.
+func startPython(t *testing.T, args ...string) (io.WriteCloser, <-chan string) {
+	t.Helper()
 	cmd := exec.Command(python, args...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -87,6 +67,36 @@ func testInteropPyzmq(t *testing.T, secure bool) {
 		}
 		close(lines)
 	}()
+	return stdin, lines
+}
+
+// TestInteropPyzmq runs a ZRE peer written in Python on libzmq (pyzmq)
+// against our node: each sees the other enter, JOIN, SHOUT and WHISPER
+// cross in both directions, and our port-0 beacon makes it see us leave.
+func TestInteropPyzmq(t *testing.T) { testInteropPyzmq(t, false) }
+
+// TestInteropPyzmqCurve does the same on a mesh closed with CURVE, the
+// Python peer doing what Zyre does with a certificate (libzmq's CURVE,
+// version 3 beacons, X-PUBLICKEY).
+func TestInteropPyzmqCurve(t *testing.T) { testInteropPyzmq(t, true) }
+
+func testInteropPyzmq(t *testing.T, secure bool) {
+	requirePyzmq(t)
+	cfg := meshtest.Config(t)
+	cfg.Name = "gonode"
+	allow := curve.NewAllowList()
+	args := []string{"testdata/pyzre.py", strconv.Itoa(cfg.BeaconPort), "127.255.255.255"}
+	if secure {
+		kp, err := curve.GenerateKeyPair()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Curve = &mesh.Curve{Keys: kp, Authorize: allow.Authorize}
+		args = append(args, "curve")
+	}
+	node := startNode(t, cfg, map[string]string{"X-LOGD-PUB": "tcp://127.0.0.1:1234"})
+
+	stdin, lines := startPython(t, args...)
 	expect := func(prefix string) string {
 		t.Helper()
 		deadline := time.After(15 * time.Second)
