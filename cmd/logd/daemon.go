@@ -85,6 +85,10 @@ type daemon struct {
 	log     zerolog.Logger
 	node    *mesh.Node
 	admin   *http.ServeMux
+	// curve is the node's CURVE identity and allow-list from --keys, or nil
+	// when the mesh is open. Components that bind or dial sockets use it so
+	// that the same keys close every socket, not only the mesh mailbox.
+	curve *mesh.Curve
 
 	mu   sync.Mutex
 	subs []chan mesh.Event
@@ -207,7 +211,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	ctx, cancel := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	d := &daemon{dataDir: f.dataDir, log: log, node: node, admin: http.NewServeMux()}
+	d := &daemon{dataDir: f.dataDir, log: log, node: node, admin: http.NewServeMux(), curve: cfg.Curve}
 	d.admin.HandleFunc("GET /peers", d.handlePeers)
 
 	var stops []func()
