@@ -304,6 +304,7 @@ func decodeAck(body []byte) (uint64, error) {
 // subscribe flags.
 const (
 	subFollow byte = 1 << 0 // keep streaming live events after the history
+	subResume byte = 1 << 1 // resume by sequence: cursors follow (codec_resume.go)
 )
 
 // subscribeReq is the first frame of a subscriber connection.
@@ -311,6 +312,10 @@ type subscribeReq struct {
 	Follow bool
 	Filter Filter
 	Since  int64 // unix nanoseconds; 0 = no history
+	// Resume asks for the ring's events after the After cursors, then a
+	// SOURCES report, then END (see resume.go).
+	Resume bool
+	After  []SourceSeq
 }
 
 func appendStrList(b []byte, l []string) []byte {
@@ -352,10 +357,16 @@ func appendSubscribe(b []byte, s subscribeReq) []byte {
 	if s.Follow {
 		flags |= subFollow
 	}
+	if s.Resume {
+		flags |= subResume
+	}
 	b = append(b, flags, byte(int8(s.Filter.MinLevel)))
 	b = appendU64(b, uint64(s.Since))
 	b = appendStrList(b, s.Filter.Services)
 	b = appendStrList(b, s.Filter.Nodes)
+	if s.Resume {
+		b = appendCursors(b, s.After)
+	}
 	return finishFrame(b, st)
 }
 
@@ -369,16 +380,22 @@ func decodeSubscribe(body []byte) (subscribeReq, error) {
 	since := int64(r.u64("since"))
 	services := r.strList("services")
 	nodes := r.strList("nodes")
+	var after []SourceSeq
+	if flags&subResume != 0 {
+		after = r.cursors()
+	}
 	if err := r.done("subscribe"); err != nil {
 		return subscribeReq{}, err
 	}
-	if flags&^subFollow != 0 {
+	if flags&^(subFollow|subResume) != 0 {
 		return subscribeReq{}, frameErr("subscribe: unknown flags %#x", flags)
 	}
 	return subscribeReq{
 		Follow: flags&subFollow != 0,
 		Since:  since,
 		Filter: Filter{MinLevel: zerolog.Level(lvl), Services: services, Nodes: nodes},
+		Resume: flags&subResume != 0,
+		After:  after,
 	}, nil
 }
 
