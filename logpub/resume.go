@@ -14,6 +14,8 @@ import "time"
 // resumeState is the part of a subscription that only resume uses.
 type resumeState struct {
 	sources []SourceSeq
+	cur     map[uint64]uint64 // the cursors
+	files   []fileResume      // history older than the ring (resume_index.go)
 }
 
 // resumeSnapshotLocked takes the ring events after the cursors and the
@@ -30,11 +32,19 @@ func (s *hubSub) resumeSnapshotLocked(after []SourceSeq) {
 	for _, c := range after {
 		cur[c.Source] = c.Seq
 	}
+	rs.cur = cur
+	inRing := map[string]int{}
 	h.ring.each(func(e *Event) {
+		if h.capt != nil {
+			inRing[h.capt.keyFor(e.Service)]++
+		}
 		if e.Seq > cur[e.Source] && s.match(e) {
 			s.history = append(s.history, qent{ev: e, hist: true})
 		}
 	})
+	if h.capt != nil {
+		rs.files = s.planFilesLocked(cur, inRing)
+	}
 	for _, src := range h.sources {
 		if src.lastSeq > 0 && s.filter.matchService(src.service) {
 			rs.sources = append(rs.sources, SourceSeq{Source: src.id, Service: src.service, Seq: src.lastSeq})

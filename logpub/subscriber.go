@@ -218,6 +218,9 @@ func (s *hubSub) sendHistory() bool {
 			return false
 		}
 	}
+	if s.resume != nil && s.sendFiles() != nil {
+		return false
+	}
 	for len(s.history) > 0 {
 		n := min(len(s.history), 4096)
 		if err := s.out.send(s.history[:n]); err != nil {
