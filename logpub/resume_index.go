@@ -107,36 +107,35 @@ type fileResume struct {
 }
 
 // planFilesLocked finds the keys whose files hold events after the cursors
-// that the ring no longer has, and snapshots their files.
+// that the ring no longer has, and snapshots their files. One pass over
+// the index decides; only the runs of the keys needed are copied.
 func (s *hubSub) planFilesLocked(cur map[uint64]uint64, inRing map[string]int) []fileResume {
 	c := s.h.capt
-	var plans []fileResume
-	var keys []string
-	for key, covered := range c.seqs.perKey {
-		older := covered - inRing[key]
-		if older <= 0 {
+	x := &c.seqs
+	seen := map[string]int{} // per key: events walked
+	need := map[string]bool{}
+	for i := 0; i < x.n; i++ {
+		r := &x.runs[(x.head+i)%len(x.runs)]
+		k := seen[r.key]
+		seen[r.key] = k + int(r.count)
+		older := x.perKey[r.key] - inRing[r.key]
+		if need[r.key] || k >= older {
 			continue
 		}
-		runs := c.seqs.runsOf(key)
-		need, k := false, 0
-		for _, r := range runs {
-			if k >= older {
-				break
-			}
-			n := min(int(r.count), older-k)
-			if r.first+uint64(n)-1 > cur[r.source] && s.filter.matchService(r.service) {
-				need = true
-				break
-			}
-			k += int(r.count)
-		}
-		if need {
-			plans = append(plans, fileResume{key: key, runs: runs, covered: covered, older: older})
-			keys = append(keys, key)
+		n := min(int(r.count), older-k)
+		if r.first+uint64(n)-1 > cur[r.source] && s.filter.matchService(r.service) {
+			need[r.key] = true
 		}
 	}
-	if len(plans) == 0 {
+	if len(need) == 0 {
 		return nil
+	}
+	var plans []fileResume
+	var keys []string
+	for key := range need {
+		covered := x.perKey[key]
+		plans = append(plans, fileResume{key: key, runs: x.runsOf(key), covered: covered, older: covered - inRing[key]})
+		keys = append(keys, key)
 	}
 	snaps := c.snapshot(&Filter{Services: keys}, nil)
 	out := plans[:0]
