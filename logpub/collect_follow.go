@@ -163,6 +163,8 @@ func (c *Collector) flush(d *outDir, o *origin, evs []Event) error {
 		if !have {
 			if cs := o.sources[e.Source]; cs != nil {
 				last, have = *cs, true
+			} else if seed, ok := c.seed(o, e.Source); ok {
+				last, have = seed, true
 			}
 		}
 		if have && e.Seq <= last.Seq {
@@ -241,7 +243,12 @@ func (c *Collector) settle(o *origin, sources []SourceSeq) {
 		if cs == nil {
 			cs = &cursorSource{Service: s.Service}
 			o.sources[s.Source] = cs
-			if o.known {
+			if seed, ok := c.seedLocked(o, s.Source); ok {
+				cs.Seq = seed.Seq
+				if s.Seq > cs.Seq {
+					c.noteGapLocked(o, s.Service, s.Source, cs.Seq+1, s.Seq)
+				}
+			} else if o.known {
 				c.noteGapLocked(o, s.Service, s.Source, 1, s.Seq)
 			}
 		} else if s.Seq > cs.Seq {
@@ -274,4 +281,34 @@ func (c *Collector) noteGapLocked(o *origin, service string, source, from, to ui
 	c.gaps.Add(1)
 	c.log.Warn().Str("origin", o.name).Str("service", service).Uint64("source", source).
 		Uint64("from_seq", from).Uint64("to_seq", to).Msg("events no longer available at the origin: gap")
+}
+
+// seed returns the cursor of a writer source that a previous incarnation
+// of this origin (same name, another UUID: a restarted logd) had. A Writer
+// keeps its source id and sequence across its logd's restarts and resends
+// what was not acknowledged, so its cursor carries over: resent events
+// already collected are dropped, what the restarted logd never had is a
+// gap. Ingest sources (even ids) restart their sequence with their hub and
+// are not carried over.
+func (c *Collector) seed(o *origin, src uint64) (cursorSource, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.seedLocked(o, src)
+}
+
+func (c *Collector) seedLocked(o *origin, src uint64) (cursorSource, bool) {
+	if src&1 == 0 {
+		return cursorSource{}, false
+	}
+	var best cursorSource
+	found := false
+	for _, other := range c.origins {
+		if other == o || other.name != o.name {
+			continue
+		}
+		if cs := other.sources[src]; cs != nil && (!found || cs.Seq > best.Seq) {
+			best, found = *cs, true
+		}
+	}
+	return best, found
 }

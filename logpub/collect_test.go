@@ -542,3 +542,56 @@ func TestCollectorIgnoresEditedOriginFiles(t *testing.T) {
 		t.Fatalf("collected:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// TestCollectorFollowsAnOriginRestart: a restarted origin logd has a new
+// node UUID; its writers keep their source and sequence. The collector
+// carries their cursors over: nothing twice, nothing silently missing.
+func TestCollectorFollowsAnOriginRestart(t *testing.T) {
+	wep := "ipc://" + filepath.Join(t.TempDir(), "w.sock")
+	capDir := t.TempDir()
+	o1 := startOrigin(t, "origin", func(c *HubConfig) { c.WriterEndpoint, c.Capture.Dir = wep, capDir })
+	api := newApp(t, WriterOptions{Endpoint: wep, Service: "api"})
+	dir := t.TempDir()
+	c := newTestCollector(t, dir, t.TempDir(), nil)
+	c.SetPeers([]CollectorPeer{o1.peer})
+	logN(api, 0, 100)
+	waitCollected(t, c, 100)
+	o1.hub.Close()
+	logN(api, 100, 50) // queued in the writer while no logd runs
+	o2 := startOrigin(t, "origin", func(c *HubConfig) { c.WriterEndpoint, c.Capture.Dir = wep, capDir })
+	c.SetPeers([]CollectorPeer{o2.peer})
+	api.waitAcked(t)
+	waitCollected(t, c, 150)
+	if got, want := collectedFile(t, dir, "origin", "api"), strings.Join(api.lines(), ""); got != want {
+		t.Fatalf("collected %d lines, want %d", strings.Count(got, "\n"), 150)
+	}
+	if st := c.Stats(); st.Missed != 0 || len(st.Origins) != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+
+	// What a resend looks like after a crash, and what a lost tail looks
+	// like, on a third incarnation of the same name.
+	c.mu.Lock()
+	var src uint64
+	for s := range c.origins[o2.peer.ID].sources {
+		src = s
+	}
+	o3 := c.originLocked(uuid.New(), "origin")
+	o3.known = false
+	c.mu.Unlock()
+	d, _ := c.dir(o3)
+	var evs []Event
+	for seq := uint64(146); seq <= 155; seq++ { // 146..150 collected already
+		if seq == 152 {
+			continue // never reached the third incarnation
+		}
+		evs = append(evs, Event{Node: o3.id, Service: "api", Source: src, Seq: seq, Level: zerolog.InfoLevel,
+			Line: []byte(fmt.Sprintf(`{"level":"info","seq":%d}`+"\n", seq))})
+	}
+	if err := c.flush(d, o3, evs); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.Stats(); st.Deduped != 5 || st.Missed != 1 || st.Collected != 154 {
+		t.Fatalf("stats %+v", st)
+	}
+}
