@@ -164,11 +164,70 @@ func TestCollectLogsFromTheMesh(t *testing.T) {
 	if err := newAdminClient(dirC).do(context.Background(), "GET", "/logpub/stats", nil, &hs); err != nil || hs.Received != 0 {
 		t.Fatalf("collector's hub: %+v %v", hs, err)
 	}
+	// The origin logd-a is killed and restarted (a new node UUID) while a
+	// third app keeps logging through it: the collected file is the app's
+	// output in order, without duplicates, short of exactly the events
+	// counted as missed.
+	app3 := newLogApp(t, epA, "billing")
+	stop3 := make(chan struct{})
+	logged := make(chan struct{})
+	go func() {
+		defer close(logged)
+		for i := 0; ; i++ {
+			select {
+			case <-stop3:
+				return
+			default:
+			}
+			app3.logN(i, 1)
+			time.Sleep(time.Millisecond) // pace
+		}
+	}()
+	file3 := filepath.Join(dirC, "capture", "logd-a", "billing.log")
+	pollUntil(t, 20*time.Second, "billing collected", func() bool { return strings.Count(collected(file3), "\n") > 200 }, diag)
+	a.cmd.Process.Signal(syscall.SIGKILL)
+	<-a.done
+	a2 := runLogd(t, bin, dirA, "logd-a", port, "--writer-endpoint", epA, "--http", "")
+	pollUntil(t, 20*time.Second, "billing collected from the restarted origin", func() bool {
+		st, err := collectStats(t, dirC)
+		return err == nil && len(st.Origins) == 3 && st.Origins[0].Name == "logd-a" && st.Origins[0].Collected+st.Origins[1].Collected > 0 &&
+			strings.Count(collected(file3), "\n") > 400
+	}, func() string { return diag() + "\nlogd-a restarted:\n" + a2.stderr.String() })
+	close(stop3)
+	<-logged
+	if err := app3.w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want3 := strings.SplitAfter(app3.output(), "\n")
+	want3 = want3[:len(want3)-1]
+	var got3 []string
+	pollUntil(t, 30*time.Second, "billing settled", func() bool {
+		st, err := collectStats(t, dirC)
+		got3 = strings.SplitAfter(collected(file3), "\n")
+		got3 = got3[:len(got3)-1]
+		return err == nil && uint64(len(got3))+st.Missed == uint64(len(want3))
+	}, func() string {
+		st, _ := collectStats(t, dirC)
+		return fmt.Sprintf("%d collected + %d missed, %d logged\n%s", len(got3), st.Missed, len(want3), c2.stderr)
+	})
+	j := 0
+	for _, l := range got3 { // in order, each once
+		for j < len(want3) && want3[j] != l {
+			j++
+		}
+		if j == len(want3) {
+			t.Fatalf("collected line out of order or twice: %q", l)
+		}
+		j++
+	}
+	st, _ = collectStats(t, dirC)
+	t.Logf("billing: %d logged, %d collected, %d missed across the origin's SIGKILL", len(want3), len(got3), st.Missed)
+
 	out, err := exec.Command(bin, "collect", "--data-dir", dirC).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "logd-a") || !strings.Contains(string(out), "connected") {
 		t.Fatalf("logd collect: %v\n%s", err, out)
 	}
-	for _, p := range []*logdProc{a, b, c2} {
+	for _, p := range []*logdProc{a2, b, c2} {
 		p.cmd.Process.Signal(syscall.SIGTERM)
 		if err := <-p.done; err != nil {
 			t.Fatalf("logd exit: %v\n%s", err, p.stderr)
