@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 
 	"github.com/logmesh/logmesh/internal/meshtest"
@@ -249,5 +251,49 @@ func TestCollectFlagsErrors(t *testing.T) {
 	out, err := exec.Command(bin, "collect", "--data-dir", t.TempDir()).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "no logd answers") {
 		t.Fatalf("collect status without logd: %v\n%s", err, out)
+	}
+}
+
+// gatherCollect returns the collector's metrics as a registry serves them.
+func gatherCollect(t *testing.T) map[string][]*dto.Metric {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(collectMetrics{}); err != nil {
+		t.Fatal(err)
+	}
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string][]*dto.Metric{}
+	for _, f := range fams {
+		m[f.GetName()] = f.GetMetric()
+	}
+	return m
+}
+
+func TestCollectMetrics(t *testing.T) {
+	if m := gatherCollect(t); len(m) != 0 {
+		t.Fatalf("metrics without a collector: %v", m)
+	}
+	cfg := logpub.DefaultCollectorConfig()
+	cfg.Dir = t.TempDir()
+	c, err := logpub.NewCollector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	logCollectorMu.Lock()
+	logCollector = c
+	logCollectorMu.Unlock()
+	defer func() {
+		logCollectorMu.Lock()
+		logCollector = nil
+		logCollectorMu.Unlock()
+	}()
+	m := gatherCollect(t)
+	if len(m["logmesh_collect_events_total"]) != 4 || len(m["logmesh_collect_gaps_total"]) != 1 ||
+		len(m["logmesh_collect_origins"]) != 2 || m["logmesh_collect_gaps_total"][0].GetCounter().GetValue() != 0 {
+		t.Fatalf("metrics %v", m)
 	}
 }
