@@ -3,6 +3,7 @@ package logpub
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -67,14 +68,18 @@ func FuzzDecodeBatch(f *testing.F) {
 func FuzzDecodeSubscribe(f *testing.F) {
 	f.Add(appendSubscribe(nil, subscribeReq{Follow: true, Since: 1, Filter: Filter{MinLevel: zerolog.WarnLevel, Services: []string{"api"}}})[5:])
 	f.Add(appendSubscribe(nil, subscribeReq{})[5:])
+	f.Add(appendSubscribe(nil, subscribeReq{Filter: Filter{}.AtLeast(zerolog.DebugLevel)})[5:])
+	f.Add(appendSubscribe(nil, subscribeReq{Filter: Filter{}.AtLeast(zerolog.TraceLevel)})[5:])
 	f.Add([]byte("LOGP\x01\x07"))
+	f.Add([]byte("LOGP\x01\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")) // a level without the level flag
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, err := decodeSubscribe(body)
 		if err != nil {
 			return
 		}
-		if _, err := decodeSubscribe(appendSubscribe(nil, req)[5:]); err != nil {
-			t.Fatalf("re-encode: %v", err)
+		again, err := decodeSubscribe(appendSubscribe(nil, req)[5:])
+		if err != nil || !reflect.DeepEqual(again, req) {
+			t.Fatalf("re-encode: %+v, want %+v (%v)", again, req, err)
 		}
 	})
 }

@@ -56,7 +56,7 @@ type hubSub struct {
 func (h *Hub) subscribe(req subscribeReq, out subOut, onExit func()) (*hubSub, error) {
 	s := &hubSub{
 		h: h, onExit: onExit, filter: req.Filter, follow: req.Follow, out: out,
-		nodeMatch: req.Filter.matchNode(h.nodeStr, h.cfg.NodeName),
+		nodeMatch: req.Filter.matchNode(h.cfg.Node, h.cfg.NodeName),
 		next:      map[uint64]uint64{},
 		wake:      make(chan struct{}, 1),
 		stopCh:    make(chan struct{}),

@@ -126,7 +126,7 @@ func (t *tailer) run(ctx context.Context, d discovery) int {
 	if t.o.since > 0 {
 		since = time.Now().Add(-t.o.since)
 	}
-	filter := logpub.Filter{MinLevel: t.o.minLevel, Services: t.o.services, Nodes: t.o.nodes}
+	filter := t.o.filter
 	streamsLeft := 0
 	streamEnded := make(chan *streamHandle, 64)
 	for {
