@@ -37,9 +37,17 @@
 // the mesh header X-LOGD-PUB.
 //
 // Subscribe connects to a Hub's PubEndpoint and returns a Stream; with
-// SubscribeOptions.Since it first replays history from the ring and, for
-// older times, from the capture files (plain and gzip). Hub.Subscribe is
-// the in-process equivalent for the dashboard.
+// SubscribeOptions.Since it first replays history from the capture files
+// (plain and gzip), then the ring. The Hub stamps every event with a
+// receive time unique to it and strictly increasing, to the nanosecond,
+// and keeps beside each capture file a hidden index (.<file>.idx) of the
+// service and receive time of its lines, so that history is exact: Since
+// compares receive times to the nanosecond, a shared capture file
+// (CaptureConfig.Shared) is filtered by service, and the files join the
+// ring with no event lost or repeated. Lines without an index (older
+// files) fall back to zerolog's "time" field, at its precision (the
+// second by default). Hub.Subscribe is the in-process equivalent for the
+// dashboard.
 //
 // The wire format is described in codec.go; every decoder has a fuzz
 // target.

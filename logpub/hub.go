@@ -104,6 +104,7 @@ type Hub struct {
 	sources map[uint64]*source
 	capBuf  []byte
 	byLevel [9]uint64
+	stamp   int64 // the last receive time given (stampLocked)
 
 	received, captured, captureErrors, duplicates, rejected, badFrames atomic.Uint64
 	delivered, subDrops, archives, refused                             atomic.Uint64
@@ -375,15 +376,15 @@ func (h *Hub) acceptLocked(src *source, evs []Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	now := time.Now()
+	recv := h.stampLocked(len(evs))
 	h.capBuf = h.capBuf[:0]
 	for i := range evs {
 		e := &evs[i]
-		e.Node, e.Service, e.Source, e.Received = h.cfg.Node, src.service, src.id, now
+		e.Node, e.Service, e.Source, e.Received = h.cfg.Node, src.service, src.id, time.Unix(0, recv+int64(i))
 		h.capBuf = append(h.capBuf, e.Line...)
 	}
 	if h.capt != nil {
-		if err := h.capt.write(src.service, h.capBuf); err != nil {
+		if err := h.capt.write(src.service, h.capBuf, recv); err != nil {
 			h.captureErrors.Add(1)
 			h.log.Error().Err(err).Int("events", len(evs)).Msg("capture write failed; events not acknowledged")
 			return fmt.Errorf("%w: %w", ErrCapture, err)
