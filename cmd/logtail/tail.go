@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/logmesh/logmesh/logpub"
@@ -156,7 +157,9 @@ func (t *tailer) run(ctx context.Context, d discovery) int {
 			}
 			if ch.Gone {
 				if h, ok := streams[ch.Peer.ID]; ok {
-					t.warnf("node %s left", ch.Peer.Name)
+					if !h.left.Swap(true) { // not already told by its stream
+						t.warnf("node %s left", h.name)
+					}
 					h.stop()
 					delete(streams, ch.Peer.ID) // it may come back
 				}
@@ -166,7 +169,7 @@ func (t *tailer) run(ctx context.Context, d discovery) int {
 				continue
 			}
 			sctx, stop := context.WithCancel(ctx)
-			h := &streamHandle{id: ch.Peer.ID, stop: stop}
+			h := &streamHandle{id: ch.Peer.ID, name: ch.Peer.Name, stop: stop}
 			streams[ch.Peer.ID] = h
 			started++
 			streamsLeft++
@@ -174,7 +177,7 @@ func (t *tailer) run(ctx context.Context, d discovery) int {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				t.stream(sctx, &peer, filter, since, events)
+				t.stream(sctx, h, &peer, filter, since, events)
 				select {
 				case streamEnded <- h:
 				case <-ctx.Done():
@@ -188,17 +191,19 @@ func (t *tailer) run(ctx context.Context, d discovery) int {
 // the same logd.
 type streamHandle struct {
 	id   string
+	name string
 	stop context.CancelFunc
+	left atomic.Bool // its departure was reported (by the stream or the mesh)
 }
 
 // stream reads one logd's events into out, reporting sequence gaps. With
 // --follow it reconnects after a failure until ctx ends (the logd left the
 // mesh, or logtail stops), asking for the history since the last event
 // received, so a logd restart loses nothing it captured.
-func (t *tailer) stream(ctx context.Context, peer *logdPeer, f logpub.Filter, since time.Time, out chan<- item) {
+func (t *tailer) stream(ctx context.Context, h *streamHandle, peer *logdPeer, f logpub.Filter, since time.Time, out chan<- item) {
 	backoff := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
-		last, connected, err := t.streamOnce(ctx, peer, f, since, out, attempt > 0)
+		last, connected, err := t.streamOnce(ctx, h, peer, f, since, out, attempt > 0)
 		if !last.IsZero() {
 			since, backoff = last.Add(time.Nanosecond), 100*time.Millisecond
 		}
@@ -214,7 +219,9 @@ func (t *tailer) stream(ctx context.Context, peer *logdPeer, f logpub.Filter, si
 		}
 		switch {
 		case connected:
-			t.warnf("node %s left: %v", peer.Name, err)
+			if !h.left.Swap(true) {
+				t.warnf("node %s left: %v", peer.Name, err)
+			}
 		case attempt == 0:
 			t.warnf("node %s unreachable, retrying: %v", peer.Name, err)
 		}
@@ -235,13 +242,14 @@ func (t *tailer) stream(ctx context.Context, peer *logdPeer, f logpub.Filter, si
 // streamOnce runs one subscription until it ends (nil error: end of
 // history without --follow) or fails; it returns the receive time of the
 // last event it passed on and whether it got connected at all.
-func (t *tailer) streamOnce(ctx context.Context, peer *logdPeer, f logpub.Filter, since time.Time, out chan<- item, retry bool) (last time.Time, connected bool, err error) {
+func (t *tailer) streamOnce(ctx context.Context, h *streamHandle, peer *logdPeer, f logpub.Filter, since time.Time, out chan<- item, retry bool) (last time.Time, connected bool, err error) {
 	st, err := logpub.Subscribe(ctx, peer.Endpoint, logpub.SubscribeOptions{Filter: f, Since: since, Follow: t.o.follow})
 	if err != nil {
 		return last, false, err
 	}
 	defer st.Close()
 	if retry {
+		h.left.Store(false)
 		t.warnf("node %s back", peer.Name)
 	}
 	var gaps logpub.GapDetector
