@@ -3,6 +3,7 @@ package logpub
 import (
 	"bytes"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -39,8 +40,9 @@ type Filter struct {
 	LevelSet bool
 	// Services, if not empty, passes only these services.
 	Services []string
-	// Nodes, if not empty, passes only events of these nodes, by name or
-	// UUID (any case, with or without dashes).
+	// Nodes, if not empty, passes only events of these nodes, by name, by
+	// UUID (any case, with or without dashes) or by its first 8 or more hex
+	// digits.
 	Nodes []string
 }
 
@@ -66,18 +68,23 @@ func (f *Filter) matchService(s string) bool {
 	return len(f.Services) == 0 || slices.Contains(f.Services, s)
 }
 
-// matchNode reports whether the node of UUID id and name passes; a filter
-// entry that parses as a UUID matches by value, so case and dashes do not
-// matter.
+// matchNode reports whether the node of UUID id and name passes. An entry
+// matches the name exactly, or the UUID by value (any case, with or without
+// dashes), or its first 8 or more hex digits (logtail prints the first 8
+// for a node without a name).
 func (f *Filter) matchNode(id uuid.UUID, name string) bool {
 	if len(f.Nodes) == 0 {
 		return true
 	}
+	hexID := strings.ReplaceAll(id.String(), "-", "")
 	for _, n := range f.Nodes {
 		if name != "" && n == name {
 			return true
 		}
 		if u, err := uuid.Parse(n); err == nil && u == id {
+			return true
+		}
+		if p := strings.ToLower(strings.ReplaceAll(n, "-", "")); len(p) >= 8 && strings.HasPrefix(hexID, p) {
 			return true
 		}
 	}

@@ -183,12 +183,12 @@ func TestFilterLevelsAndNodes(t *testing.T) {
 		}
 	}
 	id := uuid.MustParse("6ba7b810-9dad-11d1-80b4-00c04fd430c8")
-	for _, n := range []string{"web-1", id.String(), strings.ToUpper(id.String()), strings.ReplaceAll(id.String(), "-", "")} {
+	for _, n := range []string{"web-1", id.String(), strings.ToUpper(id.String()), strings.ReplaceAll(id.String(), "-", ""), "6ba7b810", "6BA7B810-9d"} {
 		if f := (Filter{Nodes: []string{"other", n}}); !f.matchNode(id, "web-1") {
 			t.Errorf("node %q does not match", n)
 		}
 	}
-	for _, n := range []string{"web", "6ba7b810", uuid.NewString()} {
+	for _, n := range []string{"web", "6ba7b81", "7ba7b810", "6ba7b810-9dad-11d1-80b4-00c04fd430c9", uuid.NewString()} {
 		if f := (Filter{Nodes: []string{n}}); f.matchNode(id, "web-1") {
 			t.Errorf("node %q matches", n)
 		}
