@@ -1,7 +1,9 @@
 // Package faults holds logmesh's fault-injection tests; it has no code of
 // its own. The tests run real logd processes in network namespaces
-// (internal/netns) and on 127.0.0.1, inject faults with tc netem, SIGKILL
-// and a small tmpfs, and throw bad input at every socket a logd advertises.
+// (internal/netns) and on 127.0.0.1, inject faults with tc netem (or, on a
+// kernel without sch_netem, nftables for loss and netns Cables for delay),
+// SIGKILL and a small tmpfs, and throw bad input at every socket a logd
+// advertises.
 //
 // What they prove, after each fault:
 //   - the peers converge again (every logd lists every other one);
