@@ -21,6 +21,10 @@ type SubscribeOptions struct {
 	// Follow keeps streaming live events; without it the stream ends
 	// (io.EOF) after the history.
 	Follow bool
+	// Curve, when set, subscribes with CURVE and authenticates the hub by
+	// its public key; without it a keyed hub refuses the subscription
+	// (ErrCurveRequired). There is no fallback to plaintext (ErrNotCurve).
+	Curve *CurveClient
 }
 
 // Stream receives events from one hub's PubEndpoint.
@@ -42,7 +46,7 @@ type Stream struct {
 func Subscribe(ctx context.Context, endpoint string, opts SubscribeOptions) (*Stream, error) {
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	c, err := dial(dctx, endpoint)
+	c, err := dialHub(dctx, endpoint, opts.Curve, true)
 	if err != nil {
 		return nil, err
 	}
