@@ -41,6 +41,14 @@
 // older times, from the capture files (plain and gzip). Hub.Subscribe is
 // the in-process equivalent for the dashboard.
 //
+// CURVE: with HubConfig.Curve (logd --keys) the Hub runs the CURVE
+// handshake (package curve, the mesh's keys) on every subscriber and query
+// connection and every non-loopback writer, and admits only the keys its
+// Authorize func accepts; SubscribeOptions.Curve and WriterOptions.Curve
+// give a client its key pair and the hub's public key (the mesh header
+// X-PUBLICKEY). There is no downgrade: a mismatch fails at once with
+// ErrCurveRequired or ErrNotCurve (see curve.go).
+//
 // The wire format is described in codec.go; every decoder has a fuzz
 // target.
 package logpub
