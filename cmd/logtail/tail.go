@@ -150,7 +150,10 @@ func (t *tailer) run(ctx context.Context, d discovery) int {
 			return finish()
 		case <-closedCheck:
 			closedCheck = nil
-			if started == 0 && t.refusedPeers(d) {
+			// Without keys, a refused CURVE peer means a closed mesh: no
+			// logd will ever be readable. With keys, an admitted logd may
+			// still come: only warn.
+			if started == 0 && t.refusedPeers(d) && t.keys == nil {
 				t.failed = true
 				return finish()
 			}
