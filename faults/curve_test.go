@@ -96,11 +96,15 @@ func TestClosedMeshIntruder(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	// The operator's logtail, on b's host, reads both hubs, a's across
-	// the wire.
-	out, errOut, code := runOn(ctx, t, hB, logtail, append(meshFlags(hB), "--keys", dirOps)...)
-	if code != 0 || !strings.Contains(out, markerA) || !strings.Contains(out, markerB) || strings.Count(out, "\n") != 2 {
-		t.Fatalf("keyed logtail: exit %d, stdout %q, stderr %s", code, out, errOut)
+	// The operator's logtail reads both hubs, from a's host and from b's,
+	// so that each marker crosses the wire (sealed) at least once.
+	var out, errOut string
+	var code int
+	for _, h := range []*netns.Host{hA, hB} {
+		out, errOut, code = runOn(ctx, t, h, logtail, append(meshFlags(h), "--keys", dirOps)...)
+		if code != 0 || !strings.Contains(out, markerA) || !strings.Contains(out, markerB) || strings.Count(out, "\n") != 2 {
+			t.Fatalf("keyed logtail on %s: exit %d, stdout %q, stderr %s", h.IP, code, out, errOut)
+		}
 	}
 
 	// The intruder's logtail finds only the intruder's own logd on the
