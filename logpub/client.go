@@ -15,16 +15,16 @@ import (
 // SubscribeOptions says what a Stream receives.
 type SubscribeOptions struct {
 	Filter Filter
+	// Curve, when set, subscribes with CURVE and authenticates the hub by
+	// its public key; without it a keyed hub refuses the subscription
+	// (ErrCurveRequired). There is no fallback to plaintext (ErrNotCurve).
+	Curve *CurveClient
 	// Since, if not zero, first replays the history from that time (from
 	// the hub's ring, then its capture files for older times).
 	Since time.Time
 	// Follow keeps streaming live events; without it the stream ends
 	// (io.EOF) after the history.
 	Follow bool
-	// Curve, when set, subscribes with CURVE and authenticates the hub by
-	// its public key; without it a keyed hub refuses the subscription
-	// (ErrCurveRequired). There is no fallback to plaintext (ErrNotCurve).
-	Curve *CurveClient
 }
 
 // Stream receives events from one hub's PubEndpoint.

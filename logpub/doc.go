@@ -36,11 +36,6 @@
 // the ZeroMQ spelling (tcp://host:port, ipc:///path) and are advertised in
 // the mesh header X-LOGD-PUB.
 //
-// Subscribe connects to a Hub's PubEndpoint and returns a Stream; with
-// SubscribeOptions.Since it first replays history from the ring and, for
-// older times, from the capture files (plain and gzip). Hub.Subscribe is
-// the in-process equivalent for the dashboard.
-//
 // CURVE: with HubConfig.Curve (logd --keys) the Hub runs the CURVE
 // handshake (package curve, the mesh's keys) on every subscriber and query
 // connection and every non-loopback writer, and admits only the keys its
@@ -48,6 +43,11 @@
 // give a client its key pair and the hub's public key (the mesh header
 // X-PUBLICKEY). There is no downgrade: a mismatch fails at once with
 // ErrCurveRequired or ErrNotCurve (see curve.go).
+//
+// Subscribe connects to a Hub's PubEndpoint and returns a Stream; with
+// SubscribeOptions.Since it first replays history from the ring and, for
+// older times, from the capture files (plain and gzip). Hub.Subscribe is
+// the in-process equivalent for the dashboard.
 //
 // The wire format is described in codec.go; every decoder has a fuzz
 // target.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -38,17 +39,17 @@ func splitConnect(v string) (endpoint string, key *curve.PublicKey, err error) {
 	return ep, &pk, nil
 }
 
-// subscribeCurve is the CURVE side of a subscription to peer: nil without
-// --keys (the hub must then be plaintext), an error when the peer's key is
-// unknown.
-func (t *tailer) subscribeCurve(peer *logdPeer) (*logpub.CurveClient, error) {
-	if t.keys == nil {
-		return nil, nil
+// subscribe subscribes to peer's hub: in plaintext without --keys (the
+// hub must then be plaintext too), with CURVE and the peer's public key
+// with them, an error when that key is unknown.
+func (t *tailer) subscribe(ctx context.Context, peer *logdPeer, opts logpub.SubscribeOptions) (*logpub.Stream, error) {
+	if t.keys != nil {
+		if peer.Key == nil {
+			return nil, fmt.Errorf("%w: no public key for %s (on a closed mesh give --connect 'ENDPOINT|KEY')", errRefusedByHub, peer.Name)
+		}
+		opts.Curve = &logpub.CurveClient{Keys: t.keys.Keys, Server: *peer.Key}
 	}
-	if peer.Key == nil {
-		return nil, fmt.Errorf("%w: no public key for %s (on a closed mesh give --connect 'ENDPOINT|KEY')", errRefusedByHub, peer.Name)
-	}
-	return &logpub.CurveClient{Keys: t.keys.Keys, Server: *peer.Key}, nil
+	return logpub.Subscribe(ctx, peer.Endpoint, opts)
 }
 
 // errRefusedByHub marks a subscription that no retry can fix: the hub and

@@ -265,11 +265,7 @@ func (t *tailer) stream(ctx context.Context, peer *logdPeer, f logpub.Filter, si
 // history without --follow) or fails; it returns the receive time of the
 // last event it passed on and whether it got connected at all.
 func (t *tailer) streamOnce(ctx context.Context, peer *logdPeer, f logpub.Filter, since time.Time, out chan<- item, retry bool) (last time.Time, connected bool, err error) {
-	cc, err := t.subscribeCurve(peer)
-	if err != nil {
-		return last, false, err
-	}
-	st, err := logpub.Subscribe(ctx, peer.Endpoint, logpub.SubscribeOptions{Filter: f, Since: since, Follow: t.o.follow, Curve: cc})
+	st, err := t.subscribe(ctx, peer, logpub.SubscribeOptions{Filter: f, Since: since, Follow: t.o.follow})
 	if err != nil {
 		return last, false, err
 	}
