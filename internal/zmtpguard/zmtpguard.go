@@ -6,7 +6,8 @@
 // its accept loop, with no deadline: one connection that sends a few bytes
 // and then nothing stops the socket from accepting anyone until it closes.
 // Listening on Endpoint(ep) instead of ep bounds that to handshakeTimeout;
-// peers still dial the plain tcp:// endpoint.
+// peers dial the plain tcp:// endpoint, or Endpoint(ep) to have a server
+// that answers with CURVE refused and counted.
 //
 // A socket closed with CURVE (package curve) listens on CurveEndpoint(ep)
 // instead: the same screening, then the curve+tcp framing (see curve.go).
@@ -60,10 +61,15 @@ type guard struct{ curve bool }
 
 func (g guard) Dial(ctx context.Context, d transport.Dialer, addr string) (net.Conn, error) {
 	nc, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil || !g.curve {
-		return nc, err
+	if err != nil {
+		return nil, err
 	}
-	return wrapCurve(ctx, &conn{Conn: nc, curve: true, ctx: ctx}), nil
+	// A dialled connection has no screening, only the mechanism check.
+	c := &conn{Conn: nc, curve: g.curve, ctx: ctx, done: true}
+	if g.curve {
+		return wrapCurve(ctx, c), nil
+	}
+	return c, nil
 }
 
 func (g guard) Listen(ctx context.Context, addr string) (net.Listener, error) {
