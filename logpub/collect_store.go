@@ -212,7 +212,7 @@ func (d *outDir) write(service string, evs []*Event) error {
 	for _, e := range evs {
 		d.buf = append(d.buf, e.Line...)
 	}
-	if err := d.capt.write(service, d.buf); err != nil {
+	if err := d.capt.write(service, d.buf, evs[0].Received.UnixNano()); err != nil {
 		if terr := j.truncate(prev); terr != nil {
 			return errors.Join(err, terr)
 		}
@@ -376,7 +376,7 @@ func tailOfFile(path string, n int) [][]byte {
 	var lines [][]byte
 	br := bufio.NewReaderSize(r, 64<<10)
 	for {
-		line, err := readLine(br)
+		line, _, err := readLine(br)
 		if len(line) > 0 {
 			lines = append(lines, line)
 			if len(lines) > 2*n {

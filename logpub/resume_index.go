@@ -174,7 +174,7 @@ func (f *fileSnap) eachLine(fn func(line []byte) bool) {
 		}
 		br := bufio.NewReaderSize(r, 64<<10)
 		for {
-			line, err := readLine(br)
+			line, _, err := readLine(br)
 			if len(line) > 0 && !fn(line) {
 				return
 			}
