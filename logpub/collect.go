@@ -64,6 +64,9 @@ type CollectorPeer struct {
 	ID       uuid.UUID
 	Name     string
 	Endpoint string // its log hub's publish endpoint (X-LOGD-PUB, resolved)
+	// Curve, when set, subscribes with CURVE (a closed mesh), as
+	// SubscribeOptions.Curve.
+	Curve *CurveClient
 }
 
 // CollectorStats are a Collector's counters.
@@ -135,6 +138,7 @@ type origin struct {
 }
 
 type follower struct {
+	curve    *CurveClient
 	endpoint string
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -261,7 +265,7 @@ func (c *Collector) SetPeers(peers []CollectorPeer) {
 	}
 	for id, f := range c.followers {
 		p, ok := want[id]
-		if ok && p.Endpoint == f.endpoint {
+		if ok && p.Endpoint == f.endpoint && (p.Curve == nil) == (f.curve == nil) {
 			continue
 		}
 		f.cancel()
@@ -287,11 +291,11 @@ func (c *Collector) SetPeers(peers []CollectorPeer) {
 		// writing: the new one waits for it, so one origin has one writer.
 		prev := c.lastDone[id]
 		ctx, cancel := context.WithCancel(c.ctx)
-		f := &follower{endpoint: p.Endpoint, cancel: cancel, done: make(chan struct{})}
+		f := &follower{endpoint: p.Endpoint, curve: p.Curve, cancel: cancel, done: make(chan struct{})}
 		c.followers[id] = f
 		c.lastDone[id] = f.done
 		c.wg.Add(1)
-		go c.follow(ctx, o, p.Endpoint, prev, f.done)
+		go c.follow(ctx, o, p.Endpoint, p.Curve, prev, f.done)
 		c.log.Info().Str("origin", p.Name).Str("node", id.String()).Str("endpoint", p.Endpoint).Msg("collecting from origin")
 	}
 }

@@ -18,14 +18,14 @@ var errIdle = errors.New("logpub: collector: idle after a burst; resuming from t
 
 // follow collects one origin until ctx ends, resuming after every
 // disconnect. prev is the done channel of the origin's previous follower.
-func (c *Collector) follow(ctx context.Context, o *origin, endpoint string, prev <-chan struct{}, done chan struct{}) {
+func (c *Collector) follow(ctx context.Context, o *origin, endpoint string, cc *CurveClient, prev <-chan struct{}, done chan struct{}) {
 	defer c.wg.Done()
 	defer close(done)
 	if prev != nil {
 		<-prev
 	}
 	for ctx.Err() == nil {
-		err := c.session(ctx, o, endpoint)
+		err := c.session(ctx, o, endpoint, cc)
 		c.mu.Lock()
 		o.connected = false
 		if err != nil && ctx.Err() == nil {
@@ -66,13 +66,13 @@ func (c *Collector) cursors(o *origin) []SourceSeq {
 
 // session subscribes to the origin from the cursors, captures the
 // history then the live events, and returns when the stream ends.
-func (c *Collector) session(ctx context.Context, o *origin, endpoint string) error {
+func (c *Collector) session(ctx context.Context, o *origin, endpoint string, cc *CurveClient) error {
 	d, err := c.dir(o)
 	if err != nil {
 		return err
 	}
 	st, err := Subscribe(ctx, endpoint, SubscribeOptions{Filter: Filter{Services: c.cfg.Services},
-		Follow: true, Resume: true, After: c.cursors(o)})
+		Follow: true, Resume: true, After: c.cursors(o), Curve: cc})
 	if err != nil {
 		return err
 	}

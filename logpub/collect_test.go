@@ -601,3 +601,28 @@ func TestCollectorFollowsAnOriginRestart(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestCollectorOverCurve collects from a hub that requires CURVE, with the
+// peer's keys; without them nothing is collected and the error is shown.
+func TestCollectorOverCurve(t *testing.T) {
+	k := newCurveKeys(t)
+	o := startOrigin(t, "origin", func(c *HubConfig) { c.Curve = k.server() })
+	api := o.app(t, "api")
+	logN(api, 0, 30)
+	api.waitAcked(t)
+	dir := t.TempDir()
+	c := newTestCollector(t, dir, t.TempDir(), nil)
+	plain := o.peer
+	c.SetPeers([]CollectorPeer{plain})
+	waitFor(t, "the plaintext attempt to fail", func() bool {
+		s := c.Stats()
+		return len(s.Origins) == 1 && s.Origins[0].LastError != ""
+	})
+	keyed := o.peer
+	keyed.Curve = k.admitted()
+	c.SetPeers([]CollectorPeer{keyed})
+	waitCollected(t, c, 30)
+	if got := collectedFile(t, dir, "origin", "api"); got != strings.Join(api.lines(), "") {
+		t.Fatalf("collected %d lines", strings.Count(got, "\n"))
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/logmesh/logmesh/curve"
 	"github.com/logmesh/logmesh/logpub"
 	"github.com/logmesh/logmesh/mesh"
 )
@@ -126,7 +127,7 @@ func startCollect(ctx context.Context, d *daemon) (func(), error) {
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
-			c.SetPeers(meshLogHubs(d.node))
+			c.SetPeers(meshLogHubs(d))
 			select {
 			case <-rctx.Done():
 				return
@@ -154,13 +155,22 @@ func startCollect(ctx context.Context, d *daemon) (func(), error) {
 }
 
 // meshLogHubs lists the peers that advertise a log hub, with the endpoint
-// to dial.
-func meshLogHubs(n *mesh.Node) []logpub.CollectorPeer {
+// to dial and, on a closed mesh, CURVE with our keys and theirs.
+func meshLogHubs(d *daemon) []logpub.CollectorPeer {
 	var l []logpub.CollectorPeer
-	for _, p := range n.Peers() {
-		if pub := p.Headers["X-LOGD-PUB"]; pub != "" {
-			l = append(l, logpub.CollectorPeer{ID: p.ID, Name: p.Name, Endpoint: mesh.ResolveEndpoint(pub, p.Endpoint)})
+	for _, p := range d.node.Peers() {
+		pub := p.Headers["X-LOGD-PUB"]
+		if pub == "" {
+			continue
 		}
+		cp := logpub.CollectorPeer{ID: p.ID, Name: p.Name, Endpoint: mesh.ResolveEndpoint(pub, p.Endpoint)}
+		if d.curve != nil {
+			cp.Curve = &logpub.CurveClient{Keys: d.curve.Keys}
+			if k, err := curve.ParsePublicKey(p.Headers["X-PUBLICKEY"]); err == nil {
+				cp.Curve.Server = k
+			} // else the subscription fails and is retried, never in plaintext
+		}
+		l = append(l, cp)
 	}
 	return l
 }
