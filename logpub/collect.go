@@ -59,6 +59,9 @@ func DefaultCollectorConfig() CollectorConfig {
 	return CollectorConfig{Retry: time.Second, SaveEvery: time.Second, IdleResume: 2 * time.Second, Log: zerolog.Nop()}
 }
 
+// originForget is how long the cursors of an origin not seen are kept.
+const originForget = 30 * 24 * time.Hour
+
 // CollectorPeer is one logd of the mesh that may be collected.
 type CollectorPeer struct {
 	ID       uuid.UUID
@@ -196,6 +199,9 @@ func (c *Collector) load() error {
 		return err
 	}
 	for id, co := range cf.Origins {
+		if time.Since(co.Seen) > originForget {
+			continue // a node gone for a month: its cursors are of no use
+		}
 		u, err := uuid.Parse(id)
 		if err != nil {
 			return fmt.Errorf("logpub: collector cursors: origin %q: %w", id, err)

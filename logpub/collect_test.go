@@ -626,3 +626,18 @@ func TestCollectorOverCurve(t *testing.T) {
 		t.Fatalf("collected %d lines", strings.Count(got, "\n"))
 	}
 }
+
+func TestCollectorForgetsLongGoneOrigins(t *testing.T) {
+	state := t.TempDir()
+	cf := &cursorFile{Version: 1, Origins: map[string]*cursorOrigin{
+		uuid.NewString(): {Name: "old", Seen: time.Now().Add(-40 * 24 * time.Hour), Sources: map[string]cursorSource{"7": {Service: "api", Seq: 3}}},
+		uuid.NewString(): {Name: "recent", Seen: time.Now().Add(-time.Hour), Sources: map[string]cursorSource{"9": {Service: "api", Seq: 5}}},
+	}}
+	if err := saveCursors(state, cf); err != nil {
+		t.Fatal(err)
+	}
+	c := newTestCollector(t, t.TempDir(), state, nil)
+	if st := c.Stats(); len(st.Origins) != 1 || st.Origins[0].Name != "recent" || st.Origins[0].Sources != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
