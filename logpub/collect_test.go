@@ -186,6 +186,41 @@ func TestCollectorTwoHubsByteIdenticalWithEnvelope(t *testing.T) {
 	}
 }
 
+// TestCollectedFilesBesideOwnCaptures: the collector's directories inside
+// its logd's capture directory leave that hub's --since history and its
+// rotation alone.
+func TestCollectedFilesBesideOwnCaptures(t *testing.T) {
+	capDir := t.TempDir()
+	self := startOrigin(t, "self", func(c *HubConfig) { c.Capture = CaptureConfig{Dir: capDir}; c.RingEvents = 5 })
+	other := startOrigin(t, "other", nil)
+	mine, theirs := self.app(t, "api"), other.app(t, "api")
+	logN(mine, 0, 20)
+	logN(theirs, 0, 30)
+	mine.waitAcked(t)
+	c := newTestCollector(t, capDir, t.TempDir(), func(c *CollectorConfig) { c.Self = self.peer.ID })
+	c.SetPeers([]CollectorPeer{self.peer, other.peer})
+	waitCollected(t, c, 30)
+	st, err := Subscribe(context.Background(), self.hub.PubEndpoint(), SubscribeOptions{Since: time.Now().Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var got strings.Builder
+	for {
+		e, err := st.Next()
+		if err != nil {
+			break
+		}
+		got.Write(e.Line)
+	}
+	if got.String() != strings.Join(mine.lines(), "") {
+		t.Fatalf("--since on the collecting hub: %d lines, want its own 20", strings.Count(got.String(), "\n"))
+	}
+	if s := collectedFile(t, capDir, "other", "api"); s != strings.Join(theirs.lines(), "") {
+		t.Fatalf("collected %d lines", strings.Count(s, "\n"))
+	}
+}
+
 func TestCollectorResumesAcrossRestartWithoutLossOrDuplicate(t *testing.T) {
 	o := startOrigin(t, "origin", nil)
 	api := o.app(t, "api")
