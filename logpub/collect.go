@@ -30,11 +30,13 @@ type CollectorConfig struct {
 	// of the collected files, as for the Hub's own (Dir and Shared are
 	// ignored). OnArchive is given the service as "<origin>/<service>".
 	Capture CaptureConfig
-	// MinLevel keeps only events of this level and above (see
-	// Filter.MinLevel). It applies here, not at the origin, so that every
+	// MinLevel and LevelSet keep only events of this level and above, as
+	// Filter's (the zero values keep every event, with a level or
+	// without). The filter applies here, not at the origin, so that every
 	// sequence number still arrives and a gap is never mistaken for a
 	// filtered event.
 	MinLevel zerolog.Level
+	LevelSet bool
 	// Services, if not empty, collects only these services (filtered at
 	// the origin).
 	Services []string

@@ -147,7 +147,7 @@ func (c *Collector) flush(d *outDir, o *origin, evs []Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	lf := Filter{MinLevel: c.cfg.MinLevel}
+	lf := Filter{MinLevel: c.cfg.MinLevel, LevelSet: c.cfg.LevelSet}
 	next := map[uint64]cursorSource{}
 	tally := map[string]*svcTally{}
 	var order []string

@@ -150,6 +150,7 @@ func TestCollectorTwoHubsByteIdenticalWithEnvelope(t *testing.T) {
 	a, b := startOrigin(t, "node-a", nil), startOrigin(t, "node-b", nil)
 	apiA, apiB, wrk := a.app(t, "api"), b.app(t, "api"), b.app(t, "worker")
 	logN(apiA, 0, 300) // history, from the origins' rings
+	apiA.log.Log().Msg("an event without a level is collected too")
 	logN(apiB, 0, 200)
 	logN(wrk, 0, 100)
 	for _, x := range []*app{apiA, apiB, wrk} {
@@ -160,10 +161,10 @@ func TestCollectorTwoHubsByteIdenticalWithEnvelope(t *testing.T) {
 	c := newTestCollector(t, dir, t.TempDir(), nil)
 	self := CollectorPeer{ID: c.cfg.Self, Name: "self", Endpoint: a.peer.Endpoint}
 	c.SetPeers([]CollectorPeer{a.peer, b.peer, self})
-	waitCollected(t, c, 600)
+	waitCollected(t, c, 601)
 	logN(apiA, 300, 300) // live
 	logN(wrk, 100, 50)
-	waitCollected(t, c, 950)
+	waitCollected(t, c, 951)
 	_ = archived
 	for _, k := range []struct {
 		o   *testOrigin
@@ -177,11 +178,11 @@ func TestCollectorTwoHubsByteIdenticalWithEnvelope(t *testing.T) {
 		checkEnvelopes(t, dir, k.o, k.svc, len(k.app.lines()))
 	}
 	st := c.Stats()
-	if st.Collected != 950 || st.Missed != 0 || st.Deduped != 0 || len(st.Origins) != 2 || !st.Origins[0].Connected {
+	if st.Collected != 951 || st.Missed != 0 || st.Deduped != 0 || len(st.Origins) != 2 || !st.Origins[0].Connected {
 		t.Fatalf("stats %+v", st)
 	}
 	// Nothing collected was published again by the origins' hubs.
-	if a.hub.Stats().Received != 600 {
+	if a.hub.Stats().Received != 601 {
 		t.Fatalf("origin a received %d", a.hub.Stats().Received)
 	}
 }

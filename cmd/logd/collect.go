@@ -62,7 +62,7 @@ func collectFlagsRegister(fs *flag.FlagSet) {
 	fs.BoolVar(&f.enabled, "collect-logs", false,
 		"collect the live logs of every other logd of the mesh into <collect-dir>/<node>/<service>.log (unlike --collect, which gathers FileMQ archives); resumes after any interruption without loss or duplicates, counts gaps the origins can no longer fill; collected events are not republished")
 	fs.StringVar(&f.dir, "collect-dir", "", "directory of the collected captures (default: the capture directory)")
-	fs.StringVar(&f.level, "collect-level", "trace", "collect only events of this level and above (trace, debug, info, warn, error, fatal, panic)")
+	fs.StringVar(&f.level, "collect-level", "", "collect only events of this level and above (trace, debug, info, warn, error, fatal, panic; default every event, with a level or without)")
 	fs.Var(&f.services, "collect-service", "collect only this service (repeatable, or comma-separated; default all)")
 	fs.Var(&f.nodes, "collect-node", "collect only from this node, by name or UUID (repeatable, or comma-separated; default all)")
 }
@@ -70,16 +70,19 @@ func collectFlagsRegister(fs *flag.FlagSet) {
 func startCollect(ctx context.Context, d *daemon) (func(), error) {
 	f := clFlags
 	if !f.enabled {
-		if f.dir != "" || len(f.services) > 0 || len(f.nodes) > 0 || f.level != "trace" {
+		if f.dir != "" || len(f.services) > 0 || len(f.nodes) > 0 || f.level != "" {
 			return nil, fmt.Errorf("--collect-dir, --collect-level, --collect-service and --collect-node need --collect-logs")
 		}
 		return func() {}, nil
 	}
-	lvl, err := zerolog.ParseLevel(f.level)
-	if err != nil || f.level == "" {
-		return nil, fmt.Errorf("--collect-level %q: want trace, debug, info, warn, error, fatal or panic", f.level)
-	}
 	cfg := logpub.DefaultCollectorConfig()
+	if f.level != "" {
+		lvl, err := zerolog.ParseLevel(f.level)
+		if err != nil || lvl < zerolog.TraceLevel || lvl > zerolog.PanicLevel {
+			return nil, fmt.Errorf("--collect-level %q: want trace, debug, info, warn, error, fatal or panic", f.level)
+		}
+		cfg.MinLevel, cfg.LevelSet = lvl, true
+	}
 	cfg.Self = d.node.UUID()
 	cfg.Dir = f.dir
 	if cfg.Dir == "" {
@@ -89,7 +92,7 @@ func startCollect(ctx context.Context, d *daemon) (func(), error) {
 		cfg.Dir = filepath.Join(d.dataDir, "capture")
 	}
 	cfg.StateDir = d.dataDir
-	cfg.MinLevel, cfg.Services, cfg.Nodes = lvl, f.services, f.nodes
+	cfg.Services, cfg.Nodes = f.services, f.nodes
 	cfg.Log = d.log.With().Str("room", "collect").Logger()
 	lp := lpFlags
 	cfg.Capture = logpub.CaptureConfig{
