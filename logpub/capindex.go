@@ -2,6 +2,7 @@ package logpub
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -247,15 +248,7 @@ func (x *capIndex) close() {
 	}
 }
 
-func countLines(p []byte) int {
-	n := 0
-	for _, c := range p {
-		if c == '\n' {
-			n++
-		}
-	}
-	return n
-}
+func countLines(p []byte) int { return bytes.Count(p, []byte{'\n'}) }
 
 // lineTime returns the receive time of an unindexed line (written before
 // indexes existed, or whose record was lost): zerolog's "time" field, and
