@@ -23,7 +23,9 @@ type CaptureConfig struct {
 	// Dir holds the capture files; empty disables capture.
 	Dir string
 	// Shared, if set, captures every service into one file <Shared>.log
-	// instead of one file per service (<service>.log).
+	// instead of one file per service (<service>.log). The lines stay
+	// zerolog's; the service of each is kept in the file's index (see
+	// capindex.go), so history is still filtered by service.
 	Shared string
 	// MaxSize rotates a file before it grows beyond this many bytes.
 	// Default 100 MiB.
