@@ -205,3 +205,30 @@ func TestCaptureIndexDamage(t *testing.T) {
 		t.Fatalf("after the file was emptied: %d events %v", len(got), eventLines(got))
 	}
 }
+
+// TestReceiveTimesIncreaseAcrossRestart: a restarted hub stamps after the
+// last receive time in its capture indexes, even when the clock is behind
+// it (here, an index from an hour ahead).
+func TestReceiveTimesIncreaseAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := func(c *HubConfig) { c.Capture = CaptureConfig{Dir: dir} }
+	h := startHub(t, cfg)
+	if err := h.Ingest("api", []byte(`{"message":"one"}`)); err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	ahead := time.Now().Add(time.Hour).UnixNano()
+	idx := filepath.Join(dir, ".api.log.idx")
+	b := appendIdxRecord([]byte(idxMagic), idxRecord{off: 0, n: int64(len(`{"message":"one"}`) + 1), count: 1, recv: ahead, service: "api"})
+	if err := os.WriteFile(idx, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h = startHub(t, cfg)
+	if err := h.Ingest("api", []byte(`{"message":"two"}`)); err != nil {
+		t.Fatal(err)
+	}
+	got := queryHistory(t, h, time.Unix(0, ahead), Filter{})
+	if len(got) != 2 || !strings.Contains(string(got[1].Line), "two") || got[1].Received.UnixNano() <= ahead {
+		t.Fatalf("history since the index's last time: %v", eventLines(got))
+	}
+}
