@@ -15,7 +15,10 @@
 //   - a live subscriber sees every event or counts it as a sequence gap;
 //   - under random and mutated frames on every socket, no logd crashes, its
 //     memory stays bounded, the rogue connections are closed and honest
-//     traffic continues.
+//     traffic continues;
+//   - on a mesh closed with CURVE (logd --keys), a node whose key is not
+//     admitted never becomes a peer and reads no log line, and a raw
+//     socket on the bridge finds no log content in plaintext.
 //
 // `go test ./faults` runs short versions (needs root and iproute2; skipped
 // with a reason otherwise, and failed instead when CI=true). LOGMESH_SOAK=1

@@ -36,6 +36,14 @@
 // the ZeroMQ spelling (tcp://host:port, ipc:///path) and are advertised in
 // the mesh header X-LOGD-PUB.
 //
+// CURVE: with HubConfig.Curve (logd --keys) the Hub runs the CURVE
+// handshake (package curve, the mesh's keys) on every subscriber and query
+// connection and every non-loopback writer, and admits only the keys its
+// Authorize func accepts; SubscribeOptions.Curve and WriterOptions.Curve
+// give a client its key pair and the hub's public key (the mesh header
+// X-PUBLICKEY). There is no downgrade: a mismatch fails at once with
+// ErrCurveRequired or ErrNotCurve (see curve.go).
+//
 // Subscribe connects to a Hub's PubEndpoint and returns a Stream; with
 // SubscribeOptions.Since it first replays history from the capture files
 // (plain and gzip), then the ring. The Hub stamps every event with a

@@ -45,6 +45,10 @@ type HubConfig struct {
 	// NoJSONCheck skips the full JSON validation of each event (the UTF-8
 	// and shape checks remain).
 	NoJSONCheck bool
+	// Curve, when set, closes the TCP endpoints with CURVE: every
+	// subscriber and query, and writers not on loopback (see curve.go).
+	// Default nil: plaintext.
+	Curve *CurveServer
 	// Log receives the Hub's own messages (bad input is rate-limited).
 	Log zerolog.Logger
 }
@@ -117,6 +121,8 @@ type Hub struct {
 	ctx             context.Context
 	cancel          context.CancelFunc
 	wg              sync.WaitGroup
+
+	curve hubCurve
 }
 
 // source is the de-duplication state of one writer (or Ingest service).
@@ -152,6 +158,9 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		subs:    map[*hubSub]struct{}{},
 		sources: map[uint64]*source{},
 		conns:   map[net.Conn]struct{}{},
+	}
+	if err := h.initCurve(); err != nil {
+		return nil, err
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	return h, nil

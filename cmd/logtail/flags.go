@@ -35,6 +35,7 @@ type options struct {
 	join     string
 	connect  listFlag
 	wait     time.Duration
+	keys     string
 
 	beaconPort int
 	iface      string
@@ -99,6 +100,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	fs.StringVar(&o.iface, "interface", "", "network interface for the mesh (default: first up IPv4 interface)")
 	fs.StringVar(&o.broadcast, "broadcast", "", "address beacons are sent to (default: the interface's subnet broadcast)")
 	fs.StringVar(&o.bind, "bind", "", "host logtail's mesh mailbox binds to (default 0.0.0.0)")
+	fs.StringVar(&o.keys, "keys", "", "CURVE key directory, as logd --keys: this logtail's key pair (NAME.key_secret) and the public keys of the logds it admits; required on a closed mesh")
 	fs.DurationVar(&o.wait, "wait", 2*time.Second, "without --follow: how long to look for logds on the mesh before querying")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)

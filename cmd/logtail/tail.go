@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/logmesh/logmesh/logpub"
+	"github.com/logmesh/logmesh/mesh"
 	"github.com/rs/zerolog"
 	"golang.org/x/term"
 )
@@ -44,10 +45,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return exitUsage
 	}
 	defer d.Close()
+	keys, err := loadKeys(o)
+	if err != nil {
+		fmt.Fprintf(stderr, "logtail: %v\n", err)
+		return exitError
+	}
 	if f, ok := stdout.(*os.File); ok && !o.json && !o.noColor && !term.IsTerminal(int(f.Fd())) {
 		o.noColor = true
 	}
-	t := &tailer{o: o, stderr: stderr, out: newPrinter(o, stdout)}
+	t := &tailer{o: o, stderr: stderr, out: newPrinter(o, stdout), keys: keys}
 	return t.run(ctx, d)
 }
 
@@ -56,6 +62,7 @@ type tailer struct {
 	o      *options
 	stderr io.Writer
 	out    *printer
+	keys   *mesh.Curve // --keys, nil on an open mesh
 
 	errMu  sync.Mutex
 	failed bool
@@ -90,6 +97,14 @@ func (t *tailer) run(ctx context.Context, d discovery) int {
 		tm := time.NewTimer(t.o.wait)
 		defer tm.Stop()
 		window = tm.C
+	}
+	// On a closed mesh that does not admit this logtail, no logd ever
+	// appears: say so after the wait rather than waiting forever.
+	var closedCheck <-chan time.Time
+	if _, ok := d.(refusals); ok && t.o.follow {
+		tm := time.NewTimer(t.o.wait)
+		defer tm.Stop()
+		closedCheck = tm.C
 	}
 	started := 0
 	printed := 0
@@ -134,11 +149,22 @@ func (t *tailer) run(ctx context.Context, d discovery) int {
 		select {
 		case <-ctx.Done():
 			return finish()
+		case <-closedCheck:
+			closedCheck = nil
+			// Without keys, a refused CURVE peer means a closed mesh: no
+			// logd will ever be readable. With keys, an admitted logd may
+			// still come: only warn.
+			if started == 0 && t.refusedPeers(d) && t.keys == nil {
+				t.failed = true
+				return finish()
+			}
 		case <-window:
 			window = nil
 			if streamsLeft == 0 {
-				if started == 0 {
+				if started == 0 && !t.refusedPeers(d) {
 					t.warnf("no logd found")
+				}
+				if started == 0 {
 					t.failed = true
 				}
 				return finish()
@@ -150,6 +176,9 @@ func (t *tailer) run(ctx context.Context, d discovery) int {
 			streamsLeft--
 			if !t.o.follow && window == nil && streamsLeft == 0 && (len(t.o.connect) == 0 || started == len(t.o.connect)) {
 				return finish()
+			}
+			if t.o.follow && streamsLeft == 0 && t.hasFailed() {
+				return finish() // every logd refused this logtail
 			}
 		case ch, ok := <-changes:
 			if !ok {
@@ -210,7 +239,7 @@ func (t *tailer) stream(ctx context.Context, h *streamHandle, peer *logdPeer, f 
 		if err == nil || ctx.Err() != nil {
 			return
 		}
-		if !t.o.follow {
+		if !t.o.follow || refusedByHub(err) {
 			t.warnf("node %s: %v", peer.Name, err)
 			t.errMu.Lock()
 			t.failed = true
@@ -243,7 +272,7 @@ func (t *tailer) stream(ctx context.Context, h *streamHandle, peer *logdPeer, f 
 // history without --follow) or fails; it returns the receive time of the
 // last event it passed on and whether it got connected at all.
 func (t *tailer) streamOnce(ctx context.Context, h *streamHandle, peer *logdPeer, f logpub.Filter, since time.Time, out chan<- item, retry bool) (last time.Time, connected bool, err error) {
-	st, err := logpub.Subscribe(ctx, peer.Endpoint, logpub.SubscribeOptions{Filter: f, Since: since, Follow: t.o.follow})
+	st, err := t.subscribe(ctx, peer, logpub.SubscribeOptions{Filter: f, Since: since, Follow: t.o.follow})
 	if err != nil {
 		return last, false, err
 	}
