@@ -232,3 +232,27 @@ func TestReceiveTimesIncreaseAcrossRestart(t *testing.T) {
 		t.Fatalf("history since the index's last time: %v", eventLines(got))
 	}
 }
+
+// TestTornLastLineIsCut: a capture file ending in a partial line (a hub
+// killed mid-write) is cut back before the next write, so history has the
+// whole lines and the new event, not a line glued onto a fragment.
+func TestTornLastLineIsCut(t *testing.T) {
+	dir := t.TempDir()
+	whole := `{"level":"info","message":"whole"}` + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "api.log"), []byte(whole+`{"level":"info","mess`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := startHub(t, func(c *HubConfig) { c.RingEvents, c.Capture = 0, CaptureConfig{Dir: dir} })
+	if err := h.Ingest("api", []byte(`{"level":"info","message":"next"}`)); err != nil {
+		t.Fatal(err)
+	}
+	got := queryHistory(t, h, time.Now().Add(-time.Minute), Filter{})
+	want := []string{`{"level":"info","message":"next"}` + "\n"}
+	if !slices.Equal(eventLines(got), want) {
+		t.Fatalf("history: %q, want %q", eventLines(got), want)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "api.log"))
+	if string(b) != whole+want[0] {
+		t.Fatalf("capture file: %q", b)
+	}
+}
