@@ -96,7 +96,6 @@ func decodeIdxRecord(b []byte, prevEnd int64) (idxRecord, int, error) {
 // idxReader walks an index beside the lines of its capture file.
 type idxReader struct {
 	br      *bufio.Reader
-	buf     []byte
 	cur     idxRecord
 	have    bool
 	line    int64 // lines of cur already looked up
