@@ -182,6 +182,7 @@ func (h *Hub) Start(ctx context.Context) error {
 			return err
 		}
 		h.capt = c
+		h.stamp = c.lastRecv() // receive times keep increasing across restarts
 	}
 	if h.cfg.WriterEndpoint != "" {
 		l, ep, err := listen(h.cfg.WriterEndpoint)

@@ -113,7 +113,7 @@ func (s hubSource) Subscribe(f dashboard.Filter, deliver func(*dashboard.Event))
 	var lf logpub.Filter
 	if f.Level != "" {
 		if lvl, err := zerolog.ParseLevel(f.Level); err == nil {
-			lf.MinLevel = lvl
+			lf = lf.AtLeast(lvl) // explicit: "debug" must not pass trace
 		}
 	}
 	if f.Service != "" {
