@@ -6,6 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
 )
 
 // TestCollectorResumesFromOriginCaptureFiles: the origin's ring no longer
@@ -135,5 +139,53 @@ func TestCollectorIgnoresEditedOriginFiles(t *testing.T) {
 	waitFor(t, "the ring's events and the gap", func() bool { s := c2.Stats(); return s.Collected == 10 && s.Missed == 90 })
 	if got, want := collectedFile(t, dir, "origin", "api"), strings.Join(lines[:5], "")+strings.Join(lines[95:], ""); got != want {
 		t.Fatalf("collected:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// writeJournalCase writes n capture lines of service api in dir and the
+// journal records of n+extra events, the first prevN of them in .api.env.1.
+func writeJournalCase(t *testing.T, dir string, n, extra, prevN int) {
+	t.Helper()
+	var capB, prevB, curB []byte
+	node := uuid.New()
+	for i := 0; i < n+extra; i++ {
+		line := []byte(fmt.Sprintf(`{"i":%d}`+"\n", i))
+		if i < n {
+			capB = append(capB, line...)
+		}
+		rec := appendEnvRecord(nil, &Event{Node: node, Source: 1, Seq: uint64(i + 1), Received: time.Unix(0, int64(i)), Line: line})
+		if i < prevN {
+			prevB = append(prevB, rec...)
+		} else {
+			curB = append(curB, rec...)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "api.log"), capB, 0o644)
+	if prevN > 0 {
+		os.WriteFile(journalPath(dir, "api")+".1", prevB, 0o644)
+	}
+	os.WriteFile(journalPath(dir, "api"), curB, 0o644)
+}
+
+func TestRecoverJournalCutsUncapturedRecords(t *testing.T) {
+	for _, c := range []struct{ n, extra, prevN int }{
+		{50_000, 3, 0}, // a journal larger than the recovery window
+		{110, 2, 100},  // the cut in the current journal, beside a previous one
+		{100, 5, 103},  // the cut reaches into the previous journal
+		{0, 4, 0},      // nothing captured yet
+		{20, 0, 0},     // nothing to cut
+	} {
+		dir := t.TempDir()
+		writeJournalCase(t, dir, c.n, c.extra, c.prevN)
+		var last uint64
+		calls := 0
+		err := recoverJournal(dir, "api", zerolog.Nop(), func(_ string, e *Envelope) { calls++; last = max(last, e.Seq) })
+		if err != nil || last != uint64(c.n) || calls == 0 && c.n > 0 || calls > c.n {
+			t.Fatalf("%+v: %d records, last seq %d, %v", c, calls, last, err)
+		}
+		envs, err := ReadEnvelopes(dir, "api")
+		if err != nil || len(envs) != c.n {
+			t.Fatalf("%+v: %d envelopes left, %v", c, len(envs), err)
+		}
 	}
 }
