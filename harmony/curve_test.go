@@ -178,3 +178,24 @@ func TestCurveRefusals(t *testing.T) {
 		t.Fatal("the admitted batch ran nowhere")
 	}
 }
+
+// FuzzSplitEndpoint: a task's collector address comes from the network;
+// SplitEndpoint never panics, and what it accepts as keyed round-trips.
+func FuzzSplitEndpoint(f *testing.F) {
+	f.Add("tcp://127.0.0.1:4000")
+	f.Add(KeyedEndpoint("tcp://10.0.0.5:41000", curve.PublicKey{1, 2, 3}))
+	f.Add("tcp://h:1|")
+	f.Add("tcp://h:1|short")
+	f.Add("|" + curve.PublicKey{}.String())
+	f.Add("tcp://h:1|" + curve.PublicKey{9}.String() + "|x")
+	f.Fuzz(func(t *testing.T, s string) {
+		ep, key, keyed, err := SplitEndpoint(s)
+		if err != nil || !keyed {
+			return
+		}
+		ep2, key2, keyed2, err := SplitEndpoint(KeyedEndpoint(ep, key))
+		if err != nil || !keyed2 || ep2 != ep || key2 != key {
+			t.Fatalf("%q: round trip gave %q %v %v %v", s, ep2, key2, keyed2, err)
+		}
+	})
+}
