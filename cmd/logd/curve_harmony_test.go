@@ -95,3 +95,26 @@ func TestReprocessClosedMesh(t *testing.T) {
 		t.Errorf("the intruder's batch wrote %s (%v)", out, err)
 	}
 }
+
+// TestReprocessKeysOnOpenMesh: `logd reprocess --keys` against a logd
+// without keys stops with an error rather than wait for open workers it
+// will never talk to (no downgrade).
+func TestReprocessKeysOnOpenMesh(t *testing.T) {
+	bin := buildLogd(t)
+	port := meshtest.Config(t).BeaconPort
+	keys := keyDirs(t, bin, []string{"a"}, "a")
+	a := startLogd(t, bin, port, "logd-a")
+	pollUntil(t, 20*time.Second, "logd-a's worker", func() bool {
+		var r harmonyWorkersReply
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return newAdminClient(a.dataDir).do(ctx, http.MethodGet, "/harmony/workers", nil, &r) == nil && len(r.Workers) == 1
+	}, a.stderr.String)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stderr, err := exec.CommandContext(ctx, bin, "reprocess", "--data-dir", a.dataDir, "--from", writeArchives(t, 100),
+		"--keys", keys["a"], "--progress", "none").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(stderr), "run without --keys") {
+		t.Fatalf("reprocess --keys on an open mesh: %v\n%s", err, stderr)
+	}
+}

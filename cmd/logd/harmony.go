@@ -279,8 +279,13 @@ func reprocessWorkers(ctx context.Context, f reprocessFlags, keys *harmonyKeys, 
 		admin := newAdminClient(f.dataDir)
 		var r harmonyWorkersReply
 		err := admin.do(ctx, http.MethodGet, "/harmony/workers", nil, &r)
-		if err == nil && keys == nil && slices.ContainsFunc(r.Workers, func(ep string) bool { return strings.Contains(ep, "|") }) {
+		keyed := func(ep string) bool { return strings.Contains(ep, "|") }
+		if err == nil && keys == nil && slices.ContainsFunc(r.Workers, keyed) {
 			return nil, "", nil, errors.New("the mesh's Harmony workers are closed with CURVE: give --keys DIR (the logd's key directory)")
+		}
+		if err == nil && keys != nil && len(r.Workers) > 0 && !slices.ContainsFunc(r.Workers, keyed) {
+			// No downgrade: a keyed batch never talks to open workers.
+			return nil, "", nil, errors.New("the mesh's Harmony workers are open (the local logd runs without --keys): run without --keys")
 		}
 		if err == nil && len(r.Workers) > 0 {
 			if host == "" {
