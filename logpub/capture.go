@@ -65,6 +65,8 @@ type capture struct {
 	pending map[string]bool
 	pmu     sync.Mutex
 	wg      sync.WaitGroup
+
+	seqs seqIndex // which (source, seq) the last lines of each file are
 }
 
 func newCapture(cfg CaptureConfig, log zerolog.Logger) (*capture, error) {

@@ -400,6 +400,7 @@ func (h *Hub) acceptLocked(src *source, evs []Event) error {
 			return fmt.Errorf("%w: %w", ErrCapture, err)
 		}
 		h.captured.Add(uint64(len(evs)))
+		h.capt.seqs.add(h.capt.keyFor(src.service), src.service, src.id, evs) // resume_index.go
 	}
 	if cap(h.capBuf) > 1<<20 {
 		h.capBuf = nil

@@ -70,6 +70,9 @@ func startDashboard(ctx context.Context, d *daemon) (func(), error) {
 		stopCluster()
 		return nil, err
 	}
+	if err := srv.Registry().Register(collectMetrics{}); err != nil { // collect.go
+		d.log.Warn().Err(err).Msg("collector metrics not exported")
+	}
 	if err := srv.Start(ctx); err != nil {
 		srv.Close()
 		stopCluster()
