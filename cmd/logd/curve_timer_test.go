@@ -34,6 +34,11 @@ func TestTimerWatchWithKeys(t *testing.T) {
 	if code != 0 || strings.Count(out, "tick 100ms n=") != 2 {
 		t.Fatalf("watch with the node's keys: exit %d, %q %q", code, out, errOut)
 	}
+	// Nothing in the logd itself (the dashboard follows the ticks) was
+	// refused: its own clients use its keys.
+	if out, _, code := logdCmd(t, bin, "timer", "status", dd); code != 0 || json.Unmarshal([]byte(out), &snap) != nil || snap.Refused != 0 {
+		t.Fatalf("refusals before any bad client: %q\n%s", out, p.stderr)
+	}
 	if _, errOut, code := logdCmd(t, bin, "timer", "watch", "--tick", "100ms", "--count", "1", dd); code != 1 || !strings.Contains(errOut, "--keys") {
 		t.Fatalf("watch without keys: exit %d, %q", code, errOut)
 	}

@@ -1,6 +1,7 @@
 package zmtpguard
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -225,4 +226,31 @@ func TestMechCheck(t *testing.T) {
 	if err := ok.theirs(greeting("CURVE")); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// FuzzMechCheck: the peer's greeting bytes, in any split, never panic the
+// check, which refuses exactly when the mechanism differs from ours.
+func FuzzMechCheck(f *testing.F) {
+	curveG := make([]byte, 64)
+	curveG[0], curveG[9], curveG[10] = 0xFF, 0x7F, 3
+	copy(curveG[mechOff:], "CURVE")
+	nullG := append([]byte(nil), curveG...)
+	copy(nullG[mechOff:mechEnd], "NULL\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+	f.Add(curveG, uint8(10))
+	f.Add(nullG, uint8(31))
+	f.Add(nullG[:20], uint8(3))
+	f.Add([]byte{}, uint8(0))
+	f.Fuzz(func(t *testing.T, theirs []byte, split uint8) {
+		var m mechCheck
+		m.ours(curveG)
+		k := min(int(split), len(theirs))
+		err := m.theirs(theirs[:k])
+		if err == nil {
+			err = m.theirs(theirs[k:])
+		}
+		differs := len(theirs) >= mechEnd && !bytes.Equal(theirs[mechOff:mechEnd], curveG[mechOff:mechEnd])
+		if (err != nil) != differs {
+			t.Fatalf("greeting %x: err %v, mechanism differs %v", theirs, err, differs)
+		}
+	})
 }
