@@ -547,3 +547,38 @@ func TestCollectorForgetsLongGoneOrigins(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestTwoCollectorsDoNotLoop: two collecting logds in one mesh collect
+// each other too, but only what their own apps wrote: nothing collected
+// travels further.
+func TestTwoCollectorsDoNotLoop(t *testing.T) {
+	a, h1, h2 := startOrigin(t, "a", nil), startOrigin(t, "c1", nil), startOrigin(t, "c2", nil)
+	api, own := a.app(t, "api"), h2.app(t, "own")
+	logN(api, 0, 40)
+	logN(own, 0, 5)
+	d1, d2 := t.TempDir(), t.TempDir()
+	c1 := newTestCollector(t, d1, t.TempDir(), func(c *CollectorConfig) { c.Self = h1.peer.ID })
+	c2 := newTestCollector(t, d2, t.TempDir(), func(c *CollectorConfig) { c.Self = h2.peer.ID })
+	peers := []CollectorPeer{a.peer, h1.peer, h2.peer}
+	c1.SetPeers(peers)
+	c2.SetPeers(peers)
+	waitCollected(t, c1, 45)
+	waitCollected(t, c2, 40)
+	logN(api, 40, 10)
+	waitCollected(t, c1, 55)
+	waitCollected(t, c2, 50)
+	if s1, s2 := c1.Stats(), c2.Stats(); s1.Collected != 55 || s2.Collected != 50 {
+		t.Fatalf("collected %d and %d, want 55 and 50", s1.Collected, s2.Collected)
+	}
+	for _, d := range []string{d1, d2} {
+		if got := collectedFile(t, d, "a", "api"); got != strings.Join(api.lines(), "") {
+			t.Fatalf("%s: %d lines of a", d, strings.Count(got, "\n"))
+		}
+	}
+	if got := collectedFile(t, d1, "c2", "own"); got != strings.Join(own.lines(), "") {
+		t.Fatalf("c1 collected %d lines of c2's own app", strings.Count(got, "\n"))
+	}
+	if ents, _ := os.ReadDir(filepath.Join(d2, "c1")); len(ents) != 0 {
+		t.Fatalf("c2 collected from c1 what c1 collected: %v", ents)
+	}
+}
