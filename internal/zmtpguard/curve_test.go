@@ -254,3 +254,53 @@ func FuzzMechCheck(f *testing.F) {
 		}
 	})
 }
+
+// A DEALER dialling through the guarded transports to a peer that accepts
+// TCP and never answers does not hold Close: the connection closes with
+// the socket's context, mid-handshake.
+func TestDialClosesWithSocket(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan struct{}, 2)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // silent: reads nothing, writes nothing
+			accepted <- struct{}{}
+		}
+	}()
+	k := newKeys(t)
+	for _, sec := range []zmq4.Security{nil, curve.NewClient(k.cli, k.srv.Public)} {
+		ctx, cancel := context.WithCancel(context.Background())
+		opts := []zmq4.Option{}
+		ep := Endpoint("tcp://" + ln.Addr().String())
+		if sec != nil {
+			opts = append(opts, zmq4.WithSecurity(sec))
+			ep = CurveEndpoint("tcp://" + ln.Addr().String())
+		}
+		d := zmq4.NewDealer(ctx, opts...)
+		done := make(chan error, 1)
+		go func() { done <- d.Dial(ep) }()
+		select { // Dial is in the handshake once the peer has accepted
+		case <-accepted:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the silent peer accepted nothing")
+		}
+		cancel()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Error("Dial to a silent peer succeeded")
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatalf("Dial (curve %v) still blocked 2 s after its socket's context ended", sec != nil)
+		}
+		d.Close()
+	}
+}
