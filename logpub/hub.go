@@ -182,6 +182,7 @@ func (h *Hub) Start(ctx context.Context) error {
 			return err
 		}
 		h.capt = c
+		h.stamp = c.lastRecv() // receive times keep increasing across restarts
 	}
 	if h.cfg.WriterEndpoint != "" {
 		l, ep, err := listen(h.cfg.WriterEndpoint)
@@ -399,6 +400,7 @@ func (h *Hub) acceptLocked(src *source, evs []Event) error {
 			return fmt.Errorf("%w: %w", ErrCapture, err)
 		}
 		h.captured.Add(uint64(len(evs)))
+		h.capt.seqs.add(h.capt.keyFor(src.service), src.service, src.id, evs) // resume_index.go
 	}
 	if cap(h.capBuf) > 1<<20 {
 		h.capBuf = nil
