@@ -113,14 +113,17 @@ func FuzzDecodeAckEnd(f *testing.F) {
 	})
 }
 
-// FuzzValidJSON checks the hub's JSON validator against encoding/json.
+// FuzzValidJSON checks the hub's one-pass event check against
+// encoding/json, utf8.Valid and a newline search.
 func FuzzValidJSON(f *testing.F) {
-	for _, s := range []string{`{"level":"info","n":-1.5e+3,"a":[true,false,null,{}],"s":"\u00e9\n"}`, `{"a":}`, `{"a":01}`, `[1,]`, `"\x01"`, `{"a":"\q"}`, ` {} `, `-`, `1.`, `1e`, `{"a" 1}`} {
+	for _, s := range []string{`{"level":"info","n":-1.5e+3,"a":[true,false,null,{}],"s":"\u00e9\n"}`, `{"a":}`, `{"a":01}`, `[1,]`, `"\x01"`, `{"a":"\q"}`, ` {} `, `-`, `1.`, `1e`,
+		`{"a" 1}`, "{\"a\":\n1}", `{"a":"très long string, more than eight bytes: é 日本 \u00e9"}`, "{\"a\":\"\xed\xa0\x80 surrogate\"}", "{\"a\":\"xxxxxxx\xff\"}", "{\"a\":\"xxxxxxxxxxxxxxx\x1f\"}"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if got, want := validJSON(b), json.Valid(b); got != want && utf8.Valid(b) {
-			t.Fatalf("validJSON(%q) = %v, encoding/json says %v", b, got, want)
+		want := json.Valid(b) && utf8.Valid(b) && bytes.IndexByte(b, '\n') < 0
+		if got := validEvent(b); got != want {
+			t.Fatalf("validEvent(%q) = %v, want %v", b, got, want)
 		}
 	})
 }
