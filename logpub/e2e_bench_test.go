@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,8 +80,9 @@ func rawTCPRate(b *testing.B, n int) float64 {
 // same run: events/s, raw-events/s and their ratio (goal ≥ 0.5 and ≥ 300k/s).
 // cpu-ratio compares the CPU time of the whole process per event (raw ÷
 // ours), which the load of a shared machine distorts less than wall time.
-// The producer only waits when the Writer's queue is half full, so nothing
-// is dropped and every event is counted at the subscriber.
+// The producer only waits when the Writer's queue is half full or the
+// subscriber is 32k events behind, so nothing is dropped and every event is
+// counted at the subscriber.
 func BenchmarkEndToEnd(b *testing.B) {
 	h := startHub(b, func(c *HubConfig) { c.Capture.Dir = b.TempDir() })
 	st, err := Subscribe(context.Background(), h.PubEndpoint(), SubscribeOptions{Follow: true})
@@ -96,6 +98,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 		lines[i] = event200(i)
 	}
 	n := b.N
+	var received atomic.Int64
 	recv := make(chan int)
 	go func() {
 		got := 0
@@ -104,20 +107,35 @@ func BenchmarkEndToEnd(b *testing.B) {
 				break
 			}
 			got++
+			received.Store(int64(got))
 		}
 		recv <- got
 	}()
 	b.ResetTimer()
 	start, cpu0 := time.Now(), processCPU()
 	for i := 0; i < n; i++ {
+		// The hub acknowledges once captured, not once delivered, so the
+		// Writer's bound alone would let the subscriber fall behind by
+		// more than its queue holds (it would lose events, as a slow
+		// subscriber should): keep both within bounds.
 		if i%256 == 0 {
-			for w.Stats().Queued > 1<<16 {
+			for w.Stats().Queued > 1<<16 || int64(i)-received.Load() > 1<<15 {
 				time.Sleep(100 * time.Microsecond)
 			}
 		}
 		w.WriteLevel(zerolog.InfoLevel, lines[i%len(lines)])
 	}
-	got := <-recv
+	got := -1
+	for tick := time.NewTicker(100 * time.Millisecond); got < 0; {
+		select {
+		case got = <-recv:
+			tick.Stop()
+		case <-tick.C:
+			if s := h.Stats(); s.SubscriberDrops > 0 {
+				b.Fatalf("subscriber lost %d events; stats %+v", s.SubscriberDrops, s)
+			}
+		}
+	}
 	elapsed := time.Since(start)
 	b.StopTimer()
 	if got != n || w.Stats().Dropped != 0 {
