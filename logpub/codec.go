@@ -431,47 +431,64 @@ func appendEnvelope(b []byte, e *Event) []byte {
 
 func envelopeSize(e *Event) int { return envelopeFixed + len(e.Service) + len(e.Line) }
 
-// decodeEvents decodes an EVENTS body. Lines alias body.
+// decodeEvents decodes an EVENTS body. Lines alias body. Fields are read
+// by index once each envelope's size is checked: a frame holds about a
+// thousand envelopes.
 func decodeEvents(body []byte, out []Event) ([]Event, error) {
-	r := &reader{b: body}
-	n := r.u32("events count")
-	if r.err != nil {
-		return out, r.err
+	if len(body) < 4 {
+		return out, frameErr("truncated events count: need 4 bytes, have %d", len(body))
 	}
-	if uint64(n)*envelopeFixed > uint64(len(r.b)) {
-		return out, frameErr("events count %d exceeds body of %d bytes", n, len(r.b))
+	n := binary.BigEndian.Uint32(body)
+	b := body[4:]
+	if uint64(n)*envelopeFixed > uint64(len(b)) {
+		return out, frameErr("events count %d exceeds body of %d bytes", n, len(b))
 	}
+	// envelope: flags[1] level[1] node[16] svcLen[1] service
+	// source[8] seq[8] streamSeq[8] recv[8] len[4] line
+	const head, tail = 19, envelopeFixed - 19
 	var prevService string
 	for i := uint32(0); i < n; i++ {
-		var e Event
-		flags := r.u8("envelope flags")
-		e.Level = zerolog.Level(int8(r.u8("envelope level")))
-		copy(e.Node[:], r.bytes(16, "envelope node"))
-		// Consecutive events mostly share a service: reuse its string.
-		svc := r.bytes(int(r.u8("envelope service length")), "envelope service")
-		if string(svc) != prevService {
-			prevService = string(svc)
+		if len(b) < envelopeFixed {
+			return out, frameErr("truncated envelope %d: need %d bytes, have %d", i, envelopeFixed, len(b))
 		}
-		e.Service = prevService
-		e.Source = r.u64("envelope source")
-		e.Seq = r.u64("envelope seq")
-		e.StreamSeq = r.u64("envelope stream seq")
-		e.Received = time.Unix(0, int64(r.u64("envelope time")))
-		ln := r.u32("envelope line length")
-		if ln > MaxLine {
-			return out, frameErr("envelope %d: line of %d bytes exceeds %d", i, ln, MaxLine)
-		}
-		e.Line = r.bytes(int(ln), "envelope line")
-		if r.err != nil {
-			return out, r.err
-		}
+		flags := b[0]
 		if flags&^envHistory != 0 {
 			return out, frameErr("envelope %d: unknown flags %#x", i, flags)
 		}
-		e.History = flags&envHistory != 0
+		sl := int(b[head-1])
+		if len(b) < envelopeFixed+sl {
+			return out, frameErr("truncated envelope %d service: need %d bytes, have %d", i, envelopeFixed+sl, len(b))
+		}
+		// Consecutive events mostly share a service: reuse its string.
+		if svc := b[head : head+sl]; string(svc) != prevService {
+			prevService = string(svc)
+		}
+		t := b[head+sl:]
+		ln := binary.BigEndian.Uint32(t[tail-4:])
+		if ln > MaxLine {
+			return out, frameErr("envelope %d: line of %d bytes exceeds %d", i, ln, MaxLine)
+		}
+		if uint64(len(t)-tail) < uint64(ln) {
+			return out, frameErr("truncated envelope %d line: need %d bytes, have %d", i, ln, len(t)-tail)
+		}
+		e := Event{
+			Level:     zerolog.Level(int8(b[1])),
+			Service:   prevService,
+			Source:    binary.BigEndian.Uint64(t),
+			Seq:       binary.BigEndian.Uint64(t[8:]),
+			StreamSeq: binary.BigEndian.Uint64(t[16:]),
+			Received:  time.Unix(0, int64(binary.BigEndian.Uint64(t[24:]))),
+			History:   flags&envHistory != 0,
+			Line:      t[tail : tail+int(ln) : tail+int(ln)],
+		}
+		copy(e.Node[:], b[2:18])
 		out = append(out, e)
+		b = t[tail+int(ln):]
 	}
-	return out, r.done("events")
+	if len(b) != 0 {
+		return out, frameErr("%d trailing bytes after events", len(b))
+	}
+	return out, nil
 }
 
 func appendEnd(b []byte, dropped uint64) []byte {
