@@ -49,6 +49,17 @@ func Endpoint(ep string) string {
 	return ep
 }
 
+// WrapConn makes nc a curve+tcp connection, for a zmq4 transport that
+// makes its own connections (internal/zmtpguard screens each accepted
+// connection in its own goroutine before zmq4 sees it, which this
+// package's listener does not). ctx is the zmq4 socket's: the connection
+// is closed if ctx ends before the handshake does. The connection's
+// deadline is set to DefaultHandshakeTimeout, and lifted once the
+// handshake ends.
+func WrapConn(ctx context.Context, nc net.Conn) net.Conn {
+	return newWireConn(nc).closeWith(ctx)
+}
+
 type tcpTransport struct{}
 
 func (tcpTransport) Dial(ctx context.Context, d zmqtransport.Dialer, addr string) (net.Conn, error) {

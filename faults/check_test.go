@@ -20,8 +20,8 @@ import (
 )
 
 // The kernel may lack sch_netem (tc netem): packet loss is then injected
-// with nftables (numgen random), which needs only nf_tables; delay needs
-// netem and is left out, said so in the figures.
+// with nftables (numgen random), which needs only nf_tables, and delay by
+// the hosts' netns Cables (TAP devices copied by the test process).
 var netemProbe struct {
 	once sync.Once
 	err  error
@@ -45,10 +45,11 @@ func netemAvailable(t *testing.T) error {
 	return netemProbe.err
 }
 
-// impair makes host h's outgoing traffic lose lossPct% of its packets and,
-// when netem is available, wait delay. It reports whether the delay is
-// in effect. The impairment goes with the namespace.
-func impair(t *testing.T, h *netns.Host, lossPct int, delay time.Duration) bool {
+// impair makes host h's outgoing traffic lose lossPct% of its packets and
+// wait delay: with tc netem, or else with nftables for the loss and the
+// host's Cable for the delay (the test must then have made a cabled
+// network). It returns how, for the figures.
+func impair(t *testing.T, h *netns.Host, lossPct int, delay time.Duration) string {
 	t.Helper()
 	if netemAvailable(t) == nil {
 		a := []string{"-n", h.NS, "qdisc", "replace", "dev", h.Iface, "root", "netem",
@@ -56,7 +57,13 @@ func impair(t *testing.T, h *netns.Host, lossPct int, delay time.Duration) bool 
 		if out, err := exec.Command("tc", a...).CombinedOutput(); err != nil {
 			t.Fatalf("tc %s: %v\n%s", strings.Join(a, " "), err, out)
 		}
-		return true
+		return "tc netem"
+	}
+	if delay > 0 {
+		if h.Cable == nil {
+			t.Fatalf("no tc netem (%v) and %s has no netns Cable to delay its traffic", netemAvailable(t), h.NS)
+		}
+		h.Cable.SetDelay(delay)
 	}
 	nft(t, h, fmt.Sprintf(`table inet logmesh_faults {
 	chain out {
@@ -65,7 +72,7 @@ func impair(t *testing.T, h *netns.Host, lossPct int, delay time.Duration) bool 
 	}
 }
 `, h.Iface, lossPct))
-	return false
+	return "nftables loss, netns Cable delay"
 }
 
 // unimpair removes what impair added.
@@ -76,6 +83,9 @@ func unimpair(t *testing.T, h *netns.Host) {
 			t.Fatalf("tc qdisc del: %v\n%s", err, out)
 		}
 		return
+	}
+	if h.Cable != nil {
+		h.Cable.SetDelay(0)
 	}
 	nft(t, h, "delete table inet logmesh_faults\n")
 }

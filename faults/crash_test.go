@@ -81,7 +81,7 @@ func TestKillRestart(t *testing.T) {
 		return err == nil && len(r.Peers) == 1
 	}, nil)
 	waitTimers(t, ls...) // the schedules survived the kills (persisted)
-	cl, nd := checkTimersSettled(t, ls, 3*time.Second, false)
+	cl, nd := checkTimersSettled(t, ls, 3*time.Second)
 
 	var shipped, inboxes int
 	var why string

@@ -1,7 +1,9 @@
 // Package faults holds logmesh's fault-injection tests; it has no code of
 // its own. The tests run real logd processes in network namespaces
-// (internal/netns) and on 127.0.0.1, inject faults with tc netem, SIGKILL
-// and a small tmpfs, and throw bad input at every socket a logd advertises.
+// (internal/netns) and on 127.0.0.1, inject faults with tc netem (or, on a
+// kernel without sch_netem, nftables for loss and netns Cables for delay),
+// SIGKILL and a small tmpfs, and throw bad input at every socket a logd
+// advertises.
 //
 // What they prove, after each fault:
 //   - the peers converge again (every logd lists every other one);
@@ -13,7 +15,10 @@
 //   - a live subscriber sees every event or counts it as a sequence gap;
 //   - under random and mutated frames on every socket, no logd crashes, its
 //     memory stays bounded, the rogue connections are closed and honest
-//     traffic continues.
+//     traffic continues;
+//   - on a mesh closed with CURVE (logd --keys), a node whose key is not
+//     admitted never becomes a peer and reads no log line, and a raw
+//     socket on the bridge finds no log content in plaintext.
 //
 // `go test ./faults` runs short versions (needs root and iproute2; skipped
 // with a reason otherwise, and failed instead when CI=true). LOGMESH_SOAK=1

@@ -405,7 +405,7 @@ func TestRoguePeer(t *testing.T) {
 		ok, shipped, why, inboxes = shippedIdentical(a.captureDir(), collect, a.name)
 		return ok
 	}, func() string { return "not identical: " + why })
-	cl, nd := checkTimersSettled(t, ls, 3*time.Second, false)
+	cl, nd := checkTimersSettled(t, ls, 3*time.Second)
 	capt := readCapture(t, a.captureDir(), app.run)
 	led := account(t, app, capt)
 	hs, err := a.hubStats()

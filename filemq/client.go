@@ -12,6 +12,9 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 	"github.com/rs/zerolog"
+
+	"github.com/logmesh/logmesh/curve"
+	"github.com/logmesh/logmesh/internal/zmtpguard"
 )
 
 // EventType says what a client event reports.
@@ -55,9 +58,13 @@ type ClientStats struct {
 	CurrentOffset int64    `json:"current_offset,omitempty"`
 	CurrentSize   int64    `json:"current_size,omitempty"`
 	Rejected      uint64   `json:"rejected"` // commands or files refused
-	Corrupt       uint64   `json:"corrupt"`  // chunks or files failing their checksum
-	Resyncs       uint64   `json:"resyncs"`  // extra ICANHAZ sent to repair a transfer
-	Dropped       uint64   `json:"dropped_events"`
+	// Refused counts sessions refused for their security: with Keys, a
+	// server with no CURVE, another key, or that refused ours; without,
+	// a CURVE server.
+	Refused uint64 `json:"refused"`
+	Corrupt uint64 `json:"corrupt"` // chunks or files failing their checksum
+	Resyncs uint64 `json:"resyncs"` // extra ICANHAZ sent to repair a transfer
+	Dropped uint64 `json:"dropped_events"`
 }
 
 var errTimeout = errors.New("filemq: server silent past the timeout")
@@ -79,6 +86,9 @@ type Client struct {
 	started bool
 	closed  bool
 	stats   ClientStats
+
+	sec   *curve.Security // nil: a NULL client
+	guard zmtpguard.Counters
 }
 
 // NewClient opens (or creates) the inbox and loads what it already holds.
@@ -103,6 +113,13 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.MaxRetries <= 0 {
 		cfg.MaxRetries = def.MaxRetries
 	}
+	var sec *curve.Security
+	if cfg.Keys != nil {
+		if cfg.ServerKey == (curve.PublicKey{}) {
+			return nil, errors.New("filemq: client: Keys without ServerKey")
+		}
+		sec = curve.NewClient(*cfg.Keys, cfg.ServerKey, curve.WithLogger(cfg.Logger))
+	}
 	in, err := openInbox(cfg)
 	if err != nil {
 		return nil, err
@@ -110,7 +127,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Client{
 		cfg: cfg, log: cfg.Logger, in: in, ctx: ctx, cancel: cancel,
-		events: make(chan Event, 1024), subCh: make(chan struct{}, 1),
+		events: make(chan Event, 1024), subCh: make(chan struct{}, 1), sec: sec,
 	}
 	c.stats.HeldFiles = len(in.held)
 	return c, nil
@@ -166,6 +183,10 @@ func (c *Client) Stats() ClientStats {
 	defer c.mu.Unlock()
 	st := c.stats
 	st.Subscriptions = append([]string(nil), c.subs...)
+	st.Refused = c.guard.Mechanism()
+	if c.sec != nil {
+		st.Refused += c.sec.Stats().Failures
+	}
 	return st
 }
 
@@ -227,17 +248,26 @@ func (c *Client) run(endpoint string) {
 // uses a fresh DEALER and identity: zmq4 drops what is sent while
 // disconnected, so the client never relies on a socket outliving a cut.
 func (c *Client) session(endpoint string) error {
-	sctx, scancel := context.WithCancel(context.Background())
+	sctx, scancel := context.WithCancel(zmtpguard.WithCounters(c.log.WithContext(context.Background()), &c.guard))
 	defer scancel()
 	id := make([]byte, 16)
 	rand.Read(id)
-	sock := zmq4.NewDealer(sctx, zmq4.WithID(zmq4.SocketIdentity(id)),
+	opts := []zmq4.Option{zmq4.WithID(zmq4.SocketIdentity(id)),
 		zmq4.WithDialerMaxRetries(-1), zmq4.WithDialerTimeout(c.cfg.Timeout),
-		zmq4.WithLogger(discardStdLogger()))
+		zmq4.WithLogger(discardStdLogger())}
+	// Dialling through the guarded transports refuses and counts a server
+	// that answers with another mechanism (CURVE to a NULL client, NULL
+	// to a keyed one).
+	dialEP := zmtpguard.Endpoint(endpoint)
+	if c.sec != nil {
+		opts = append(opts, zmq4.WithSecurity(c.sec))
+		dialEP = zmtpguard.CurveEndpoint(endpoint)
+	}
+	sock := zmq4.NewDealer(sctx, opts...)
 	defer sock.Close()
 	// zmq4's Dial blocks, retrying, until it connects: Close must be able to stop it.
 	stop := context.AfterFunc(c.ctx, scancel)
-	err := sock.Dial(endpoint)
+	err := sock.Dial(dialEP)
 	stop()
 	if err != nil {
 		return fmt.Errorf("filemq: dial %s: %w", endpoint, err)

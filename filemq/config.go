@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/logmesh/logmesh/curve"
 )
 
 // ServerConfig configures a Server. Start from DefaultServerConfig.
@@ -30,6 +32,13 @@ type ServerConfig struct {
 	// SendTimeout is how long one socket write may block before the server
 	// rebinds its socket (see Server for why).
 	SendTimeout time.Duration
+	// Keys, when set, closes the server with CURVE: a client must speak
+	// CURVE, know the server's public key, and prove a key Authorize
+	// admits. NULL clients are refused (no downgrade). Nil: an open server.
+	Keys *curve.KeyPair
+	// Authorize admits a client's public key (e.g. a curve.AllowList's
+	// Authorize). Required with Keys.
+	Authorize curve.AuthorizeFunc
 	// Logger receives the server's diagnostics.
 	Logger zerolog.Logger
 }
@@ -74,6 +83,13 @@ type ClientConfig struct {
 	// Name identifies the client in the server's Stats (sent as the
 	// ICANHAZ option X-CLIENT).
 	Name string
+	// Keys, when set, makes the client speak CURVE with this key pair to a
+	// server whose public key is ServerKey (on a mesh, the server node's
+	// X-PUBLICKEY header). A NULL server, or one that does not hold
+	// ServerKey's secret, is refused. Nil: a NULL client.
+	Keys *curve.KeyPair
+	// ServerKey is the server's public key. Required with Keys.
+	ServerKey curve.PublicKey
 	// Logger receives the client's diagnostics.
 	Logger zerolog.Logger
 }

@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/go-zeromq/zmq4"
-	"github.com/logmesh/logmesh/internal/zmtpguard"
 	"github.com/rs/zerolog"
+
+	"github.com/logmesh/logmesh/curve"
+	"github.com/logmesh/logmesh/internal/zmtpguard"
 )
 
 // ErrClosed is returned by calls on a closed Server or Client.
@@ -36,6 +38,8 @@ type Server struct {
 
 	malformed atomic.Uint64
 	restarts  atomic.Uint64
+	sec       *curve.Security     // nil: an open server
+	guard     *zmtpguard.Counters // connections the transport refused
 
 	sockMu    sync.Mutex
 	sock      zmq4.Socket // replaced when a stalled write forces a restart
@@ -67,14 +71,23 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.SendTimeout <= 0 {
 		cfg.SendTimeout = def.SendTimeout
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	sock, err := bindRouter(ctx, cfg.Endpoint)
+	var sec *curve.Security
+	if cfg.Keys != nil {
+		if cfg.Authorize == nil {
+			return nil, errors.New("filemq: server: Keys without Authorize")
+		}
+		sec = curve.NewServer(*cfg.Keys, cfg.Authorize, curve.WithLogger(cfg.Logger))
+	}
+	guard := new(zmtpguard.Counters)
+	ctx, cancel := context.WithCancel(zmtpguard.WithCounters(cfg.Logger.WithContext(context.Background()), guard))
+	sock, err := bindRouter(ctx, cfg.Endpoint, sec)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, sock: sock, ctx: ctx, cancel: cancel, endpoint: boundEndpoint(sock, cfg.Endpoint),
+		sec: sec, guard: guard,
 		in: make(chan zmq4.Msg, 64), changes: make(chan []change, 4),
 		mounts: make(chan mount), announce: make(chan string, 64),
 		statsReq: make(chan chan ServerStats),
@@ -87,9 +100,16 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	return s, nil
 }
 
-func bindRouter(ctx context.Context, endpoint string) (zmq4.Socket, error) {
-	sock := zmq4.NewRouter(ctx, zmq4.WithLogger(discardStdLogger()))
-	if err := sock.Listen(zmtpguard.Endpoint(endpoint)); err != nil {
+// bindRouter binds the server's ROUTER; with sec, closed with CURVE. The
+// guarded transports screen each connection before zmq4's accept loop
+// (see internal/zmtpguard), with or without CURVE.
+func bindRouter(ctx context.Context, endpoint string, sec *curve.Security) (zmq4.Socket, error) {
+	opts := []zmq4.Option{zmq4.WithLogger(discardStdLogger())}
+	if sec != nil {
+		opts = append(opts, zmq4.WithSecurity(sec))
+	}
+	sock := zmq4.NewRouter(ctx, opts...)
+	if err := sock.Listen(zmtpguard.ListenEndpoint(endpoint, sec != nil)); err != nil {
 		sock.Close()
 		return nil, fmt.Errorf("filemq: bind %s: %w", endpoint, err)
 	}

@@ -161,7 +161,7 @@ func (s *Server) restartSocket() {
 	}
 	clear(s.clients)
 	for s.ctx.Err() == nil {
-		sock, err := bindRouter(s.ctx, s.endpoint)
+		sock, err := bindRouter(s.ctx, s.endpoint, s.sec)
 		if err == nil {
 			s.sockMu.Lock()
 			defer s.sockMu.Unlock()

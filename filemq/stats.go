@@ -1,6 +1,11 @@
 package filemq
 
-import "sort"
+import (
+	"sort"
+
+	"github.com/logmesh/logmesh/curve"
+	"github.com/logmesh/logmesh/internal/zmtpguard"
+)
 
 // ClientShipping is the server's view of one connected client.
 type ClientShipping struct {
@@ -21,11 +26,15 @@ type ClientShipping struct {
 
 // ServerStats is a snapshot of a Server, for status commands and dashboards.
 type ServerStats struct {
-	Files     int              `json:"files"`     // files published
-	Bytes     int64            `json:"bytes"`     // their total size
-	Malformed uint64           `json:"malformed"` // commands refused with RTFM
-	Restarts  uint64           `json:"restarts"`  // socket rebinds after a blocked send
-	Clients   []ClientShipping `json:"clients"`
+	Files     int    `json:"files"`     // files published
+	Bytes     int64  `json:"bytes"`     // their total size
+	Malformed uint64 `json:"malformed"` // commands refused with RTFM
+	Restarts  uint64 `json:"restarts"`  // socket rebinds after a blocked send
+	// Refused counts connections refused for their security: with Keys,
+	// clients with no CURVE, an unadmitted key or a failed handshake;
+	// without, CURVE clients.
+	Refused uint64           `json:"refused"`
+	Clients []ClientShipping `json:"clients"`
 }
 
 // Stats returns a snapshot of what the server publishes and ships to whom.
@@ -40,7 +49,8 @@ func (s *Server) Stats() (ServerStats, error) {
 }
 
 func (s *Server) stats() ServerStats {
-	st := ServerStats{Files: len(s.files), Malformed: s.malformed.Load(), Restarts: s.restarts.Load()}
+	st := ServerStats{Files: len(s.files), Malformed: s.malformed.Load(), Restarts: s.restarts.Load(),
+		Refused: refused(s.sec, s.guard)}
 	for _, f := range s.files {
 		st.Bytes += f.size
 	}
@@ -63,6 +73,17 @@ func (s *Server) stats() ServerStats {
 	}
 	sort.Slice(st.Clients, func(i, k int) bool { return st.Clients[i].ID < st.Clients[k].ID })
 	return st
+}
+
+// refused sums the security refusals of a socket's CURVE mechanism (nil
+// when open) and of its guarded transport.
+func refused(sec *curve.Security, guard *zmtpguard.Counters) uint64 {
+	n := guard.Mechanism()
+	if sec != nil {
+		st := sec.Stats()
+		n += st.Failures + st.Unauthorized
+	}
+	return n
 }
 
 func hexID(id []byte) string {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -47,6 +48,8 @@ type capFile struct {
 	lj         *lumberjack.Logger
 	size       int64
 	lastRotate time.Time
+	idx        capIndex // service and receive time of its lines
+	idxFailed  bool     // an index write failed (logged once until one succeeds)
 }
 
 // capture writes captured events to files and rotates them. Its methods
@@ -103,18 +106,31 @@ func (c *capture) file(key string) *capFile {
 	if fi, err := os.Stat(name); err == nil {
 		f.size = fi.Size()
 	}
+	c.openIndex(f)
 	c.files[key] = f
 	return f
 }
 
-// write appends lines (whole events) of one service, rotating between
-// events so that no file grows beyond MaxSize (unless one event does).
-func (c *capture) write(service string, p []byte) error {
+// openIndex opens the index of f's current file; without one its lines
+// are captured unindexed.
+func (c *capture) openIndex(f *capFile) {
+	x, size, err := openIndex(f.lj.Filename, f.size)
+	if err != nil {
+		c.log.Error().Err(err).Msg("capture index unavailable; history of these lines is at the second, by the apps' clocks")
+		return
+	}
+	f.idx = capIndex{f: x, size: size}
+}
+
+// write appends lines (whole events) of one service, the first received at
+// recv (unix ns, the next ones 1 ns apart), rotating between events so
+// that no file grows beyond MaxSize (unless one event does).
+func (c *capture) write(service string, p []byte, recv int64) error {
 	f := c.file(c.keyFor(service))
 	for len(p) > 0 {
 		room := c.cfg.MaxSize - f.size
 		if int64(len(p)) <= room {
-			return c.writeFile(f, p)
+			return c.writeIndexed(f, p, service, recv)
 		}
 		cut := 0
 		if room > 0 {
@@ -128,9 +144,10 @@ func (c *capture) write(service string, p []byte) error {
 			}
 		}
 		if cut > 0 {
-			if err := c.writeFile(f, p[:cut]); err != nil {
+			if err := c.writeIndexed(f, p[:cut], service, recv); err != nil {
 				return err
 			}
+			recv += int64(countLines(p[:cut]))
 			p = p[cut:]
 		}
 		if len(p) > 0 {
@@ -138,6 +155,24 @@ func (c *capture) write(service string, p []byte) error {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// writeIndexed writes p to f, then its index record. A failed index write
+// does not fail the capture: the lines are in the file, only unindexed.
+func (c *capture) writeIndexed(f *capFile, p []byte, service string, recv int64) error {
+	off := f.size
+	if err := c.writeFile(f, p); err != nil {
+		return err
+	}
+	if err := f.idx.add(off, p, service, recv); err != nil {
+		if !f.idxFailed {
+			c.log.Error().Err(err).Msg("capture index write failed; these lines stay unindexed")
+		}
+		f.idxFailed = true
+	} else {
+		f.idxFailed = false
 	}
 	return nil
 }
@@ -170,13 +205,39 @@ func (c *capture) rotate(f *capFile) error {
 	if d := time.Since(f.lastRotate); d < 2*time.Millisecond {
 		time.Sleep(2*time.Millisecond - d)
 	}
-	if err := f.lj.Rotate(); err != nil {
+	_, before := c.backups(f.key)
+	f.idx.close()
+	err := f.lj.Rotate()
+	c.moveIndex(f, before)
+	if err != nil {
+		c.openIndex(f)
 		return fmt.Errorf("logpub: rotate %s: %w", f.lj.Filename, err)
 	}
 	f.size = 0
 	f.lastRotate = time.Now()
+	c.openIndex(f)
 	c.enqueueBackups(f.key)
 	return nil
+}
+
+// moveIndex gives the index of f's current file to the rotated file
+// lumberjack just made of it (the backup not there before), or removes
+// it if there is none.
+func (c *capture) moveIndex(f *capFile, before []string) {
+	cur := idxPath(f.lj.Filename)
+	_, after := c.backups(f.key)
+	plain := func(p string) string { return strings.TrimSuffix(p, ".gz") }
+	for _, p := range after {
+		if !slices.ContainsFunc(before, func(b string) bool { return plain(b) == plain(p) }) {
+			if err := os.Rename(cur, idxPath(p)); err != nil && !os.IsNotExist(err) {
+				c.log.Error().Err(err).Str("file", p).Msg("capture index of a rotated file lost")
+			}
+			return
+		}
+	}
+	if _, err := os.Stat(f.lj.Filename); os.IsNotExist(err) {
+		os.Remove(cur)
+	}
 }
 
 // rotateAll rotates every non-empty capture file (time rotation).
@@ -313,6 +374,7 @@ func (c *capture) prune(key string) {
 			}
 		}
 		if old {
+			os.Remove(idxPath(p))
 			os.Remove(p)
 			os.Remove(strings.TrimSuffix(p, ".gz") + ".gz") // the twin, if both exist
 			os.Remove(strings.TrimSuffix(p, ".gz"))
@@ -366,6 +428,7 @@ func (c *capture) close() error {
 		if err := f.lj.Close(); err != nil && first == nil {
 			first = err
 		}
+		f.idx.close()
 	}
 	close(c.jobs)
 	c.wg.Wait()

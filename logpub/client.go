@@ -15,6 +15,10 @@ import (
 // SubscribeOptions says what a Stream receives.
 type SubscribeOptions struct {
 	Filter Filter
+	// Curve, when set, subscribes with CURVE and authenticates the hub by
+	// its public key; without it a keyed hub refuses the subscription
+	// (ErrCurveRequired). There is no fallback to plaintext (ErrNotCurve).
+	Curve *CurveClient
 	// Since, if not zero, first replays the history from that time (from
 	// the hub's ring, then its capture files for older times).
 	Since time.Time
@@ -43,7 +47,7 @@ type Stream struct {
 func Subscribe(ctx context.Context, endpoint string, opts SubscribeOptions) (*Stream, error) {
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	c, err := dial(dctx, endpoint)
+	c, err := dialHub(dctx, endpoint, opts.Curve, true)
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,7 @@ import (
 //	ACK        seq[8]                      hub → writer: everything ≤ seq is captured
 //	SUBSCRIBE  magic[4] version[1] flags[1] minLevel[1] since[8]
 //	           services[list] nodes[list]   list = n[2] n × str8
+//	           flags: 1 follow, 2 level filter on (minLevel is 0 without it)
 //	EVENTS     count[4] count × envelope    hub → subscriber
 //	END        dropped[8]                  hub → subscriber: history done (or query done)
 //
@@ -326,6 +327,7 @@ func decodeAck(body []byte) (uint64, error) {
 // subscribe flags.
 const (
 	subFollow byte = 1 << 0 // keep streaming live events after the history
+	subLevel  byte = 1 << 1 // the level filter is on (Filter.levelOn)
 )
 
 // subscribeReq is the first frame of a subscriber connection.
@@ -374,7 +376,12 @@ func appendSubscribe(b []byte, s subscribeReq) []byte {
 	if s.Follow {
 		flags |= subFollow
 	}
-	b = append(b, flags, byte(int8(s.Filter.MinLevel)))
+	var lvl int8
+	if s.Filter.levelOn() {
+		flags |= subLevel
+		lvl = int8(s.Filter.MinLevel)
+	}
+	b = append(b, flags, byte(lvl))
 	b = appendU64(b, uint64(s.Since))
 	b = appendStrList(b, s.Filter.Services)
 	b = appendStrList(b, s.Filter.Nodes)
@@ -394,13 +401,17 @@ func decodeSubscribe(body []byte) (subscribeReq, error) {
 	if err := r.done("subscribe"); err != nil {
 		return subscribeReq{}, err
 	}
-	if flags&^subFollow != 0 {
+	if flags&^(subFollow|subLevel) != 0 {
 		return subscribeReq{}, frameErr("subscribe: unknown flags %#x", flags)
+	}
+	levelOn := flags&subLevel != 0
+	if !levelOn && lvl != 0 {
+		return subscribeReq{}, frameErr("subscribe: level %d without the level flag", lvl)
 	}
 	return subscribeReq{
 		Follow: flags&subFollow != 0,
 		Since:  since,
-		Filter: Filter{MinLevel: zerolog.Level(lvl), Services: services, Nodes: nodes},
+		Filter: Filter{MinLevel: zerolog.Level(lvl), LevelSet: levelOn, Services: services, Nodes: nodes},
 	}, nil
 }
 

@@ -55,6 +55,12 @@ func TestCodecRoundTrip(t *testing.T) {
 		t.Fatalf("ack: %d %v", ack, err)
 	}
 
+	for _, f := range []Filter{{}, Filter{}.AtLeast(zerolog.DebugLevel), Filter{}.AtLeast(zerolog.TraceLevel), {MinLevel: zerolog.InfoLevel}} {
+		gr, err := decodeSubscribe(frameBody(t, appendSubscribe(nil, subscribeReq{Filter: f}), frameSubscribe))
+		if err != nil || gr.Filter.levelOn() != f.levelOn() || (f.levelOn() && gr.Filter.MinLevel != f.MinLevel) {
+			t.Fatalf("subscribe level %+v: %+v %v", f, gr.Filter, err)
+		}
+	}
 	req := subscribeReq{Follow: true, Since: 12345, Filter: Filter{MinLevel: zerolog.WarnLevel, Services: []string{"api", "db"}, Nodes: []string{"n1"}}}
 	gr, err := decodeSubscribe(frameBody(t, appendSubscribe(nil, req), frameSubscribe))
 	if err != nil || !gr.Follow || gr.Since != 12345 || gr.Filter.MinLevel != zerolog.WarnLevel ||
@@ -111,6 +117,13 @@ func TestCodecRejects(t *testing.T) {
 			b := []byte("LOGP\x01\x00\x00")
 			b = appendU64(b, 0)
 			b = appendU16(b, 60000)
+			_, err := decodeSubscribe(b)
+			return err
+		},
+		"subscribe level without its flag": func() error {
+			b := []byte("LOGP\x01\x00\x02")
+			b = appendU64(b, 0)
+			b = appendU16(appendU16(b, 0), 0)
 			_, err := decodeSubscribe(b)
 			return err
 		},

@@ -3,6 +3,7 @@ package logpub
 import (
 	"bytes"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,31 +26,69 @@ type Event struct {
 // Filter selects events at the source: events it rejects never leave the hub.
 // The zero Filter passes everything.
 type Filter struct {
-	// MinLevel passes events at this level and above. DebugLevel (the zero
-	// value) or TraceLevel pass every event, including trace and level-less
-	// ones; InfoLevel and above pass only events of a level in
-	// [MinLevel, PanicLevel].
+	// MinLevel, when the level filter is on, passes only events whose level
+	// is in [MinLevel, PanicLevel]. The level filter is on when LevelSet is
+	// true or MinLevel is not DebugLevel (its zero value, which alone
+	// cannot tell "debug and above" from "no level filter"). Events without
+	// a level (zerolog's Log()) or with a level zerolog does not know never
+	// pass a level filter: asking for a level asks for events that have
+	// one. With the level filter off every event passes, with a level or
+	// without.
 	MinLevel zerolog.Level
+	// LevelSet turns the level filter on even when MinLevel is DebugLevel.
+	// AtLeast sets it.
+	LevelSet bool
 	// Services, if not empty, passes only these services.
 	Services []string
-	// Nodes, if not empty, passes only events of these nodes (UUID or name).
+	// Nodes, if not empty, passes only events of these nodes, by name, by
+	// UUID (any case, with or without dashes) or by its first 8 or more hex
+	// digits.
 	Nodes []string
 }
 
+// AtLeast returns f with the level filter on: only events of level min and
+// above (up to PanicLevel) pass.
+func (f Filter) AtLeast(min zerolog.Level) Filter {
+	f.MinLevel, f.LevelSet = min, true
+	return f
+}
+
+// levelOn reports whether the level filter is on.
+func (f *Filter) levelOn() bool { return f.LevelSet || f.MinLevel != zerolog.DebugLevel }
+
 // matchLevel reports whether level lvl passes the filter.
 func (f *Filter) matchLevel(lvl zerolog.Level) bool {
-	if f.MinLevel <= zerolog.DebugLevel {
+	if !f.levelOn() {
 		return true
 	}
-	return lvl >= f.MinLevel && lvl <= zerolog.PanicLevel
+	return lvl >= f.MinLevel && lvl >= zerolog.TraceLevel && lvl <= zerolog.PanicLevel
 }
 
 func (f *Filter) matchService(s string) bool {
 	return len(f.Services) == 0 || slices.Contains(f.Services, s)
 }
 
-func (f *Filter) matchNode(id, name string) bool {
-	return len(f.Nodes) == 0 || slices.Contains(f.Nodes, id) || (name != "" && slices.Contains(f.Nodes, name))
+// matchNode reports whether the node of UUID id and name passes. An entry
+// matches the name exactly, or the UUID by value (any case, with or without
+// dashes), or its first 8 or more hex digits (logtail prints the first 8
+// for a node without a name).
+func (f *Filter) matchNode(id uuid.UUID, name string) bool {
+	if len(f.Nodes) == 0 {
+		return true
+	}
+	hexID := strings.ReplaceAll(id.String(), "-", "")
+	for _, n := range f.Nodes {
+		if name != "" && n == name {
+			return true
+		}
+		if u, err := uuid.Parse(n); err == nil && u == id {
+			return true
+		}
+		if p := strings.ToLower(strings.ReplaceAll(n, "-", "")); len(p) >= 8 && strings.HasPrefix(hexID, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // levelOf reads the zerolog "level" field of a JSON line without decoding

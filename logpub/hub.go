@@ -46,6 +46,10 @@ type HubConfig struct {
 	// NoJSONCheck skips the full JSON validation of each event (the UTF-8
 	// and shape checks remain).
 	NoJSONCheck bool
+	// Curve, when set, closes the TCP endpoints with CURVE: every
+	// subscriber and query, and writers not on loopback (see curve.go).
+	// Default nil: plaintext.
+	Curve *CurveServer
 	// Log receives the Hub's own messages (bad input is rate-limited).
 	Log zerolog.Logger
 }
@@ -104,6 +108,7 @@ type Hub struct {
 	active  int // subscriptions running, live or history-only
 	sources map[uint64]*source
 	byLevel [9]uint64
+	stamp   int64 // the last receive time given (stampLocked)
 
 	received, captured, captureErrors, duplicates, rejected, badFrames atomic.Uint64
 	delivered, subDrops, archives, refused                             atomic.Uint64
@@ -116,6 +121,8 @@ type Hub struct {
 	ctx             context.Context
 	cancel          context.CancelFunc
 	wg              sync.WaitGroup
+
+	curve hubCurve
 }
 
 // source is the de-duplication state of one writer (or Ingest service).
@@ -151,6 +158,9 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		subs:    map[*hubSub]struct{}{},
 		sources: map[uint64]*source{},
 		conns:   map[net.Conn]struct{}{},
+	}
+	if err := h.initCurve(); err != nil {
+		return nil, err
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	return h, nil
@@ -378,13 +388,13 @@ func (h *Hub) acceptLocked(src *source, evs []Event, run []byte) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	now := time.Now()
+	recv := h.stampLocked(len(evs))
 	for i := range evs {
 		e := &evs[i]
-		e.Node, e.Service, e.Source, e.Received = h.cfg.Node, src.service, src.id, now
+		e.Node, e.Service, e.Source, e.Received = h.cfg.Node, src.service, src.id, time.Unix(0, recv+int64(i))
 	}
 	if h.capt != nil {
-		if err := h.capt.write(src.service, run); err != nil {
+		if err := h.capt.write(src.service, run, recv); err != nil {
 			h.captureErrors.Add(1)
 			h.log.Error().Err(err).Int("events", len(evs)).Msg("capture write failed; events not acknowledged")
 			return fmt.Errorf("%w: %w", ErrCapture, err)

@@ -393,7 +393,7 @@ func readCaptures(t testing.TB, dir, key string) (string, int) {
 	var gz []string
 	for _, e := range ents {
 		n := e.Name()
-		if strings.HasPrefix(n, ".") {
+		if strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".tmp") {
 			t.Fatalf("temporary file left: %s", n)
 		}
 		if strings.HasPrefix(n, key+"-") {

@@ -57,8 +57,13 @@ func (h *Hub) badFrame(c net.Conn, err error) {
 }
 
 // serveWriter reads a writer's HELLO and batches, acknowledging each batch
-// once captured.
+// once captured. A non-loopback writer first passes the CURVE handshake
+// when the Hub has keys (see admit).
 func (h *Hub) serveWriter(c net.Conn) {
+	c, err := h.admit(c, false)
+	if err != nil {
+		return
+	}
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	typ, body, buf, err := readFrame(c, nil)
 	if err != nil {
@@ -127,8 +132,13 @@ func (h *Hub) serveWriter(c net.Conn) {
 }
 
 // serveSubscriber reads a SUBSCRIBE and streams events until the peer
-// leaves or cannot keep up with the write timeout.
+// leaves or cannot keep up with the write timeout. It first runs the CURVE
+// handshake when the Hub has keys (see admit).
 func (h *Hub) serveSubscriber(c net.Conn) {
+	c, err := h.admit(c, true)
+	if err != nil {
+		return
+	}
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	typ, body, _, err := readFrame(c, nil)
 	if err != nil {

@@ -56,7 +56,7 @@ type hubSub struct {
 func (h *Hub) subscribe(req subscribeReq, out subOut, onExit func()) (*hubSub, error) {
 	s := &hubSub{
 		h: h, onExit: onExit, filter: req.Filter, follow: req.Follow, out: out,
-		nodeMatch: req.Filter.matchNode(h.nodeStr, h.cfg.NodeName),
+		nodeMatch: req.Filter.matchNode(h.cfg.Node, h.cfg.NodeName),
 		next:      map[uint64]uint64{},
 		wake:      make(chan struct{}, 1),
 		stopCh:    make(chan struct{}),
@@ -165,10 +165,16 @@ func (s *hubSub) run() {
 	if s.onExit != nil {
 		defer s.onExit()
 	}
+	var unsent int // live events of a send that failed
 	defer func() {
 		s.h.mu.Lock()
 		delete(s.h.subs, s)
 		s.h.active--
+		// No offer comes after the removal: what is queued now, and the
+		// batch whose send failed, is lost to this stream. Counted before
+		// the lock is released, so that no one sees the subscription gone
+		// and its loss not yet counted.
+		s.countLost(unsent)
 		s.h.mu.Unlock()
 		for _, f := range s.files {
 			f.close()
@@ -192,10 +198,33 @@ func (s *hubSub) run() {
 		s.qBytes = 0
 		s.mu.Unlock()
 		if err := s.out.send(batch); err != nil {
+			unsent = len(batch)
 			return
 		}
 		s.h.delivered.Add(uint64(len(batch)))
 		clear(batch)
+	}
+}
+
+// countLost counts as dropped the live events a subscription leaves
+// undelivered when its output failed (a write timeout to a stuck
+// subscriber, a broken connection): unsent of a failed send plus those
+// still queued. When the subscription was stopped (the subscriber left,
+// or the Hub closed) they had no one to go to and are not drops.
+func (s *hubSub) countLost(unsent int) {
+	s.mu.Lock()
+	n := uint64(unsent + len(s.q))
+	clear(s.q)
+	s.q, s.qBytes = nil, 0
+	select {
+	case <-s.stopCh:
+		n = 0
+	default:
+	}
+	s.dropped += n
+	s.mu.Unlock()
+	if n > 0 {
+		s.h.subDrops.Add(n)
 	}
 }
 

@@ -52,6 +52,9 @@ type WriterOptions struct {
 	// WriteTimeout bounds one network write; a hub that stops reading for
 	// that long is treated as gone. Default 10 s.
 	WriteTimeout time.Duration
+	// Curve, when set, closes the connection with CURVE when the endpoint
+	// is not loopback (a keyed hub takes local writers in plaintext).
+	Curve *CurveClient
 }
 
 func (o *WriterOptions) fill() {
@@ -456,7 +459,7 @@ func (w *Writer) run() {
 func (w *Writer) connect() (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(w.ctx, time.Second)
 	defer cancel()
-	conn, err := dial(ctx, w.opts.Endpoint)
+	conn, err := dialHub(ctx, w.opts.Endpoint, w.opts.Curve, false)
 	if err != nil {
 		return nil, err
 	}

@@ -260,6 +260,22 @@ func (a *actor) onMessage(in inbound) {
 		a.log.Warn().Str("peer", in.from.String()).Msg("mesh: message under another CURVE key than the peer's, ignored")
 		return
 	}
+	if p != nil && p.ready && in.serial < p.inSerial {
+		// An older connection of the peer than its session's: after a
+		// partition, the peer's kernel retransmits what it wrote before
+		// it dropped us (a PING, say) once the link is back, numbered in
+		// the old session. Those messages are stale, not lost ones: drop
+		// them and the connection rather than reset the current session.
+		// (A DEALER that reconnects uses a newer connection, so it is
+		// not affected.)
+		a.n.stats.staleMessages.Add(1)
+		a.log.Debug().Str("peer", p.id.String()).Str("msg", msgName(m.ID)).Uint16("seq", m.Sequence).
+			Msg("mesh: message on a superseded connection of the peer, dropped")
+		if in.conn != nil {
+			_ = in.conn.Close()
+		}
+		return
+	}
 	if m.ID == msgHello {
 		if p != nil && p.ready {
 			// A second HELLO means the peer reset us: start over, as Zyre does.
@@ -296,6 +312,7 @@ func (a *actor) onMessage(in inbound) {
 	}
 	p.recvSeq = m.Sequence
 	a.touch(p)
+	p.inSerial = max(p.inSerial, in.serial)
 	switch m.ID {
 	case msgHello:
 		a.onHello(p, m)

@@ -276,3 +276,65 @@ func readHello(c net.Conn, hellos chan<- uint16) {
 		}
 	}
 }
+
+// TestStaleConnectionIsNotLoss replays what a healed partition does: the
+// peer started a new session on a new connection, and its kernel then
+// delivers data it had written on the old one. That data must be dropped
+// as stale, without resetting the new session.
+func TestStaleConnectionIsNotLoss(t *testing.T) {
+	cfg := meshtest.Config(t)
+	a := startNode(t, cfg, nil)
+
+	// The fake peer's own mailbox: it only needs to accept a's DEALER.
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go readHello(c, make(chan uint16, 1))
+		}
+	}()
+	fake := uuid.New()
+	identity := append([]byte{1}, fake[:]...)
+	hello := helloBody("tcp://"+ln.Addr().String(), "fake")
+
+	old := dialRaw(t, a.Endpoint(), identity)
+	old.send(t, zreHeader(1, 2, 1, hello...))
+	waitEvent(t, a, 5*time.Second, is(mesh.EventEnter, fake))
+
+	// The new session: HELLO again on a new connection, then a JOIN.
+	cur := dialRaw(t, a.Endpoint(), identity)
+	cur.send(t, zreHeader(1, 2, 1, hello...))
+	waitEvent(t, a, 5*time.Second, is(mesh.EventEnter, fake))
+	join := func(seq uint16, group string) []byte {
+		return zreHeader(4, 2, seq, append(append([]byte{byte(len(group))}, group...), 1)...)
+	}
+	cur.send(t, join(2, "g1"))
+	waitEvent(t, a, 5*time.Second, func(e mesh.Event) bool { return e.Type == mesh.EventJoin && e.Group == "g1" })
+
+	// The old connection delivers late data of the old session.
+	old.send(t, zreHeader(6, 2, 9)) // seq 9: a gap for the new session
+	waitStat(t, a, "StaleMessages", func(s mesh.Stats) uint64 { return s.StaleMessages }, 1)
+	old.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.Copy(io.Discard, old.r); err != nil {
+		t.Fatalf("the stale connection was not closed by the node: %v", err)
+	}
+
+	// The new session goes on, unbroken.
+	cur.send(t, join(3, "g2"))
+	ev := waitEvent(t, a, 5*time.Second, func(e mesh.Event) bool {
+		return e.Type == mesh.EventExit || (e.Type == mesh.EventJoin && e.Group == "g2")
+	})
+	if ev.Type != mesh.EventJoin {
+		t.Fatalf("the new session was reset by the stale data: %v", ev.Type)
+	}
+	if s := a.Stats(); s.SequenceResets != 0 {
+		t.Fatalf("SequenceResets = %d, want 0 (stats %+v)", s.SequenceResets, s)
+	}
+}

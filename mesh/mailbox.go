@@ -17,6 +17,13 @@ type inbound struct {
 	from uuid.UUID
 	key  *curve.PublicKey // the peer's key, proven by CURVE; nil on NULL
 	msg  *zreMsg
+	// conn is the connection the message came on and serial its place in
+	// the order of accepted connections. A peer's session is bound to the
+	// newest connection that carried its messages, so that data on an
+	// older one, which TCP may still deliver seconds after a partition
+	// heals, is recognised as stale instead of as lost messages.
+	conn   net.Conn
+	serial uint64
 }
 
 // serveMailbox is the ROUTER: it accepts peers' DEALER connections and
@@ -24,9 +31,10 @@ type inbound struct {
 // all stop when the node's context ends.
 func (n *Node) serveMailbox(ln net.Listener, inbox chan<- inbound) {
 	var (
-		mu    sync.Mutex
-		conns = map[net.Conn]struct{}{}
-		wg    sync.WaitGroup
+		mu     sync.Mutex
+		conns  = map[net.Conn]struct{}{}
+		wg     sync.WaitGroup
+		serial uint64 // of the last accepted connection
 	)
 	stop := context.AfterFunc(n.ctx, func() {
 		ln.Close()
@@ -55,22 +63,23 @@ func (n *Node) serveMailbox(ln net.Listener, inbox chan<- inbound) {
 		}
 		conns[conn] = struct{}{}
 		mu.Unlock()
+		serial++
 		wg.Add(1)
-		go func() {
+		go func(serial uint64) {
 			defer wg.Done()
-			n.readPeer(conn, inbox)
+			n.readPeer(conn, serial, inbox)
 			conn.Close()
 			mu.Lock()
 			delete(conns, conn)
 			mu.Unlock()
-		}()
+		}(serial)
 	}
 }
 
 // readPeer handshakes with one DEALER and reads its messages until the
 // connection ends. Malformed messages are counted and skipped; a bad
 // handshake, a bad identity or an oversized frame drops the connection.
-func (n *Node) readPeer(nc net.Conn, inbox chan<- inbound) {
+func (n *Node) readPeer(nc net.Conn, serial uint64, inbox chan<- inbound) {
 	conn := countedConn{nc, &n.stats}
 	remote := conn.RemoteAddr().String()
 	r, id, ptype, key, err := n.acceptZMTP(conn)
@@ -106,7 +115,7 @@ func (n *Node) readPeer(nc net.Conn, inbox chan<- inbound) {
 			continue
 		}
 		select {
-		case inbox <- inbound{from: from, key: key, msg: m}:
+		case inbox <- inbound{from: from, key: key, msg: m, conn: nc, serial: serial}:
 		case <-n.ctx.Done():
 			return
 		}

@@ -414,6 +414,7 @@ type Stats struct {
 	BadConnections uint64 // mailbox connections dropped (bad handshake, bad identity, oversized frame)
 	Ignored        uint64 // valid messages from peers that had not said HELLO
 	SequenceResets uint64 // peers reset because their sequence numbers jumped
+	StaleMessages  uint64 // messages on a peer's connection older than its session's, dropped
 	SendsDropped   uint64 // messages dropped because a peer's queue was full
 	EventsDropped  uint64 // events dropped because the Events reader was behind
 	BadGossip      uint64 // malformed gossip messages
@@ -424,6 +425,7 @@ type Stats struct {
 
 type counters struct {
 	badBeacons, badMessages, badConns, ignored, seqResets, sendsDropped, badGossip atomic.Uint64
+	staleMessages                                                                  atomic.Uint64
 	bytesIn, bytesOut, refused                                                     atomic.Uint64
 }
 
@@ -453,6 +455,7 @@ func (n *Node) Stats() Stats {
 		BadConnections: n.stats.badConns.Load(),
 		Ignored:        n.stats.ignored.Load(),
 		SequenceResets: n.stats.seqResets.Load(),
+		StaleMessages:  n.stats.staleMessages.Load(),
 		SendsDropped:   n.stats.sendsDropped.Load(),
 		EventsDropped:  n.evq.dropped.Load(),
 		BadGossip:      n.stats.badGossip.Load(),

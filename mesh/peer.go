@@ -30,6 +30,7 @@ type peer struct {
 	sentSeq  uint16 // sequence of the last message sent
 	out      *outbox
 	key      *curve.PublicKey // CURVE public key; nil on a NULL mesh
+	inSerial uint64           // the newest mailbox connection that carried its messages
 
 	created   time.Time
 	lastSeen  time.Time

@@ -12,6 +12,9 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 	"github.com/rs/zerolog"
+
+	"github.com/logmesh/logmesh/curve"
+	"github.com/logmesh/logmesh/internal/zmtpguard"
 )
 
 // ClientConfig holds the knobs of a Client.
@@ -24,9 +27,21 @@ type ClientConfig struct {
 	// Retry is how long a request waits for its reply before it is sent
 	// again (zmq4 drops what is sent while disconnected). Default 1 s.
 	Retry time.Duration
+	// Keys, when set, makes the client speak CURVE with this key pair to a
+	// service whose public key is ServerKey (its Snapshot.PublicKey, or on
+	// a mesh the node's X-PUBLICKEY header). A NULL service, or one that
+	// does not hold ServerKey's secret, is refused: the client stops and
+	// Err says why. Nil: a NULL client.
+	Keys *curve.KeyPair
+	// ServerKey is the service's public key. Required with Keys.
+	ServerKey curve.PublicKey
 	// Logger receives the client's diagnostics. Default zerolog.Nop().
 	Logger zerolog.Logger
 }
+
+// ErrRefused is wrapped by Client.Err when the connection to the service
+// failed its security handshake: keys or mechanisms that do not match.
+var ErrRefused = errors.New("timer: connection refused by its security handshake")
 
 // Client talks to a timer Service: it receives ticks and fires, and adds,
 // removes and lists schedules. It reconnects by itself.
@@ -47,6 +62,10 @@ type Client struct {
 	lastSeq  uint64
 	received uint64
 	dropped  uint64
+	err      error // why the client stopped by itself
+
+	sec   *curve.Security // nil: a NULL client
+	guard zmtpguard.Counters
 }
 
 type tickSub struct {
@@ -74,27 +93,57 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.Retry <= 0 {
 		cfg.Retry = time.Second
 	}
+	var sec *curve.Security
+	if cfg.Keys != nil {
+		if cfg.ServerKey == (curve.PublicKey{}) {
+			return nil, errors.New("timer: client: Keys without ServerKey")
+		}
+		sec = curve.NewClient(*cfg.Keys, cfg.ServerKey, curve.WithLogger(cfg.Logger))
+	}
 	id := make([]byte, 16)
 	rand.Read(id)
 	c := &Client{
+		sec:     sec,
 		cfg:     cfg,
 		kick:    make(chan struct{}, 1),
 		pending: make(map[uint32]chan message),
 		ticks:   make(map[time.Duration][]*tickSub),
 		watches: make(map[string][]*fireSub),
 	}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.ctx, c.cancel = context.WithCancel(zmtpguard.WithCounters(cfg.Logger.WithContext(context.Background()), &c.guard))
 	// zmq4: without automatic reconnect and unlimited retries a DEALER
 	// never comes back after the service restarts; WithTimeout bounds a
 	// Send made while disconnected (it is then dropped, hence heartbeats
 	// and request retries).
-	c.sock = zmq4.NewDealer(c.ctx, zmq4.WithID(zmq4.SocketIdentity(id)),
+	opts := []zmq4.Option{zmq4.WithID(zmq4.SocketIdentity(id)),
 		zmq4.WithAutomaticReconnect(true), zmq4.WithDialerMaxRetries(-1),
-		zmq4.WithTimeout(cfg.Retry/2))
+		zmq4.WithTimeout(cfg.Retry / 2)}
+	if sec != nil {
+		opts = append(opts, zmq4.WithSecurity(sec))
+	}
+	c.sock = zmq4.NewDealer(c.ctx, opts...)
 	c.wg.Add(2)
 	go c.connect()
 	go c.heartbeat()
 	return c, nil
+}
+
+// Err returns why the client stopped by itself (wrapping ErrRefused), or
+// nil while it runs or after Close.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Refused counts connections to the service refused for their security:
+// a failed CURVE handshake, or a service greeting with another mechanism.
+func (c *Client) Refused() uint64 {
+	n := c.guard.Mechanism()
+	if c.sec != nil {
+		n += c.sec.Stats().Failures
+	}
+	return n
 }
 
 // Close stops the client; every channel it returned is closed.
@@ -107,10 +156,21 @@ func (c *Client) Close() error {
 
 func (c *Client) connect() {
 	defer c.wg.Done()
-	// zmq4: Dial blocks until the service is reachable (retries forever).
-	if err := c.sock.Dial(c.cfg.Endpoint); err != nil {
+	// zmq4: Dial blocks until the service is reachable (retries forever);
+	// it fails only when the ZMTP greeting or security handshake does.
+	// Dialling through the guarded transports refuses and counts a service
+	// that answers with another mechanism (no downgrade either way).
+	ep := zmtpguard.Endpoint(c.cfg.Endpoint)
+	if c.sec != nil {
+		ep = zmtpguard.CurveEndpoint(c.cfg.Endpoint)
+	}
+	if err := c.sock.Dial(ep); err != nil {
 		if c.ctx.Err() == nil {
-			c.cfg.Logger.Error().Err(err).Str("endpoint", c.cfg.Endpoint).Msg("timer: dial")
+			c.cfg.Logger.Error().Err(err).Str("endpoint", c.cfg.Endpoint).Msg("timer: dial refused; the client stops")
+			c.mu.Lock()
+			c.err = fmt.Errorf("%w: %s: %w", ErrRefused, c.cfg.Endpoint, err)
+			c.mu.Unlock()
+			c.cancel() // every channel closes; Err says why
 		}
 		return
 	}
@@ -375,6 +435,9 @@ func (c *Client) request(ctx context.Context, m message) ([]byte, error) {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("timer: %s: %w", m.Type, ctx.Err())
 		case <-c.ctx.Done():
+			if err := c.Err(); err != nil {
+				return nil, err
+			}
 			return nil, ErrClosed
 		case r := <-ch:
 			if r.Type == msgError {

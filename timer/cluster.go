@@ -11,6 +11,7 @@ import (
 // peer is another timer node, as this one knows it.
 type peer struct {
 	since   time.Time     // when we saw it join the group (our start if it was there before)
+	leads   bool          // its sync said it was firing cluster schedules
 	offset  time.Duration // its clock minus ours, from the latest probe
 	rtt     time.Duration
 	probed  time.Time
@@ -97,6 +98,11 @@ func (s *Service) peerMsg(from uuid.UUID, m *peerMsg) {
 	case "upsert", "sync":
 		s.mu.Lock()
 		changed := false
+		if p := s.peers[from]; p != nil && m.Type == "sync" && m.Leader && !p.leads {
+			// A leader rejoining (a healed partition): if its UUID is
+			// lower, we stop at once instead of after Settle.
+			p.leads, changed = true, true
+		}
 		for _, r := range m.Records {
 			if s.applyLocked(r, now) {
 				changed = true
@@ -133,7 +139,9 @@ func (s *Service) peerMsg(from uuid.UUID, m *peerMsg) {
 // isLeaderLocked reports whether this node fires cluster schedules: it has
 // settled, and no settled live timer peer has a lower UUID. A peer counts
 // once it has been in the group for Settle, so that it has the others'
-// state. A node that is new (its peers joined after it started) waits half
+// state, or at once if its sync said it leads: after a partition heals,
+// both sides' leaders meet, and the higher one stops without an overlap
+// that would fire occurrences twice. A node that is new (its peers joined after it started) waits half
 // a Settle longer before it leads: the leader it replaces stops after
 // Settle, so the handover leaves a short gap, fired late from LastFired,
 // rather than an overlap that would fire an occurrence twice.
@@ -148,7 +156,7 @@ func (s *Service) isLeaderLocked(now time.Time) bool {
 	for id, p := range s.peers {
 		known := now.Sub(p.since)
 		if lessUUID(id, self) {
-			if known >= s.cfg.Settle {
+			if known >= s.cfg.Settle || p.leads {
 				return false
 			}
 			continue
@@ -173,8 +181,9 @@ func lessUUID(a, b uuid.UUID) bool {
 func (s *Service) syncTo(to uuid.UUID) {
 	s.mu.Lock()
 	recs := s.recordsLocked()
+	leader := s.leader
 	s.mu.Unlock()
-	m := &peerMsg{Type: "sync", Records: recs}
+	m := &peerMsg{Type: "sync", Records: recs, Leader: leader}
 	if to == uuid.Nil {
 		s.shout(m)
 	} else {

@@ -3,8 +3,10 @@ package timer
 import (
 	"time"
 
-	"github.com/logmesh/logmesh/mesh"
 	"github.com/rs/zerolog"
+
+	"github.com/logmesh/logmesh/curve"
+	"github.com/logmesh/logmesh/mesh"
 )
 
 // Config holds the knobs of a Service. Start from DefaultConfig.
@@ -49,6 +51,15 @@ type Config struct {
 	// ClockInterval is the period of clock-offset probes to timer peers.
 	// Default 2 s.
 	ClockInterval time.Duration
+
+	// Keys, when set, closes the service's socket with CURVE: a client
+	// must speak CURVE, know the service's public key (Snapshot.PublicKey)
+	// and prove a key Authorize admits. NULL clients are refused (no
+	// downgrade). Nil: an open socket.
+	Keys *curve.KeyPair
+	// Authorize admits a client's public key (e.g. a curve.AllowList's
+	// Authorize). Required with Keys.
+	Authorize curve.AuthorizeFunc
 
 	// Logger receives the service's diagnostics. Default zerolog.Nop().
 	Logger zerolog.Logger

@@ -24,6 +24,8 @@ type peerMsg struct {
 	At      time.Time `json:"at,omitzero"`
 	T1      int64     `json:"t1,omitempty"`
 	T2      int64     `json:"t2,omitempty"`
+	// Leader, on a sync, says the sender fires cluster schedules now.
+	Leader bool `json:"leader,omitempty"`
 }
 
 // peerTag is the first frame of every timer peer message.

@@ -15,8 +15,10 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 	"github.com/google/uuid"
-	"github.com/logmesh/logmesh/internal/zmtpguard"
 	"github.com/rs/zerolog"
+
+	"github.com/logmesh/logmesh/curve"
+	"github.com/logmesh/logmesh/internal/zmtpguard"
 )
 
 // Mesh is what the service needs of a mesh node; *mesh.Node satisfies it.
@@ -59,6 +61,9 @@ type Service struct {
 	// tickWake wakes an idle tick loop when its first client subscribes.
 	tickWake []chan struct{}
 	stats    counters
+
+	sec   *curve.Security // nil: an open socket
+	guard zmtpguard.Counters
 }
 
 type client struct {
@@ -91,6 +96,13 @@ func NewService(cfg Config) (*Service, error) {
 	if cfg.Mesh != nil && cfg.Events == nil {
 		return nil, errors.New("timer: config: Mesh without Events")
 	}
+	var sec *curve.Security
+	if cfg.Keys != nil {
+		if cfg.Authorize == nil {
+			return nil, errors.New("timer: config: Keys without Authorize")
+		}
+		sec = curve.NewServer(*cfg.Keys, cfg.Authorize, curve.WithLogger(cfg.Logger))
+	}
 	recs, err := loadState(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -104,6 +116,7 @@ func NewService(cfg Config) (*Service, error) {
 		peers:    make(map[uuid.UUID]*peer),
 		ticks:    make([]tickStats, len(Periods)),
 		tickWake: make([]chan struct{}, len(Periods)),
+		sec:      sec,
 	}
 	for i := range s.tickWake {
 		s.tickWake[i] = make(chan struct{}, 1)
@@ -121,7 +134,7 @@ func NewService(cfg Config) (*Service, error) {
 // Start binds the endpoint and starts ticking, scheduling and, with a mesh,
 // replicating. ctx bounds the service's life as Close does.
 func (s *Service) Start(ctx context.Context) error {
-	s.ctx, s.cancel = context.WithCancel(ctx)
+	s.ctx, s.cancel = context.WithCancel(zmtpguard.WithCounters(s.log.WithContext(ctx), &s.guard))
 	s.started = time.Now()
 	if err := s.listen(); err != nil {
 		s.closed.Store(true) // nothing for Close to stop
@@ -166,8 +179,14 @@ func (s *Service) listen() error {
 	for _, ep := range eps {
 		// zmq4: Recv has no timeout, so cancelling s.ctx (Close) is what
 		// ends the receive loop.
-		sock := zmq4.NewRouter(s.ctx, zmq4.WithID(zmq4.SocketIdentity("timer")))
-		if err = sock.Listen(zmtpguard.Endpoint(ep)); err != nil {
+		// The guarded transports screen each connection before zmq4's
+		// accept loop (see internal/zmtpguard), with or without CURVE.
+		opts := []zmq4.Option{zmq4.WithID(zmq4.SocketIdentity("timer"))}
+		if s.sec != nil {
+			opts = append(opts, zmq4.WithSecurity(s.sec))
+		}
+		sock := zmq4.NewRouter(s.ctx, opts...)
+		if err = sock.Listen(zmtpguard.ListenEndpoint(ep, s.sec != nil)); err != nil {
 			sock.Close()
 			continue
 		}

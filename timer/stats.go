@@ -25,6 +25,13 @@ type Snapshot struct {
 	FiresSkipped uint64 `json:"fires_skipped"`
 	SendErrors   uint64 `json:"send_errors"`
 	Rejected     uint64 `json:"rejected_clients"`
+	// PublicKey is the service's CURVE public key (Z85) when it has Keys:
+	// what a client needs as its ServerKey. Empty: an open socket.
+	PublicKey string `json:"public_key,omitempty"`
+	// Refused counts connections refused for their security: with Keys,
+	// clients with no CURVE, an unadmitted key or a failed handshake;
+	// without, CURVE clients.
+	Refused uint64 `json:"refused"`
 }
 
 // TickStats counts the ticks of one period.
@@ -55,6 +62,12 @@ func (s *Service) Snapshot() Snapshot {
 		FiresSkipped:    s.stats.firesSkipped,
 		SendErrors:      s.stats.sendErrors,
 		Rejected:        s.stats.rejected,
+		Refused:         s.guard.Mechanism(),
+	}
+	if s.sec != nil {
+		st := s.sec.Stats()
+		snap.PublicKey = s.sec.PublicKey().String()
+		snap.Refused += st.Failures + st.Unauthorized
 	}
 	for i, p := range Periods {
 		t := s.ticks[i]

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
+	"github.com/logmesh/logmesh/curve"
 	"github.com/logmesh/logmesh/dashboard"
 	"github.com/logmesh/logmesh/logpub"
 	"github.com/logmesh/logmesh/mesh"
@@ -70,7 +71,7 @@ func (c *clusterLogs) reconcile(ctx context.Context) {
 				fctx, stop := context.WithCancel(ctx)
 				c.follow[p.ID] = stop
 				c.wg.Add(1)
-				go c.followPeer(fctx, p.Name, mesh.ResolveEndpoint(pub, p.Endpoint))
+				go c.followPeer(fctx, p.Name, mesh.ResolveEndpoint(pub, p.Endpoint), c.curveFor(p))
 			}
 			c.mu.Unlock()
 		}
@@ -92,10 +93,10 @@ func (c *clusterLogs) reconcile(ctx context.Context) {
 
 // followPeer streams one peer's live events until ctx ends, reconnecting
 // after an error.
-func (c *clusterLogs) followPeer(ctx context.Context, name, endpoint string) {
+func (c *clusterLogs) followPeer(ctx context.Context, name, endpoint string, cc *logpub.CurveClient) {
 	defer c.wg.Done()
 	for ctx.Err() == nil {
-		st, err := logpub.Subscribe(ctx, endpoint, logpub.SubscribeOptions{Follow: true})
+		st, err := logpub.Subscribe(ctx, endpoint, logpub.SubscribeOptions{Follow: true, Curve: cc})
 		if err == nil {
 			for {
 				ev, err := st.Next()
@@ -113,6 +114,21 @@ func (c *clusterLogs) followPeer(ctx context.Context, name, endpoint string) {
 		case <-time.After(time.Second): // retry pace
 		}
 	}
+}
+
+// curveFor is how to subscribe to peer p's hub: with our mesh keys and its
+// X-PUBLICKEY on a closed mesh, plaintext on an open one.
+func (c *clusterLogs) curveFor(p mesh.PeerInfo) *logpub.CurveClient {
+	if c.d.curve == nil {
+		return nil
+	}
+	k, err := curve.ParsePublicKey(p.Headers["X-PUBLICKEY"])
+	if err != nil {
+		// The mesh admitted p by its key, so this does not happen; the
+		// subscription then fails and is retried, never plaintext.
+		return &logpub.CurveClient{Keys: c.d.curve.Keys}
+	}
+	return &logpub.CurveClient{Keys: c.d.curve.Keys, Server: k}
 }
 
 func (c *clusterLogs) dispatch(node string, ev *logpub.Event) {

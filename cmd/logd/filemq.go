@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
+	"github.com/logmesh/logmesh/curve"
 	"github.com/logmesh/logmesh/filemq"
 	"github.com/logmesh/logmesh/mesh"
 )
@@ -102,6 +103,9 @@ type shippingStatus struct {
 type collectingStatus struct {
 	Dir   string         `json:"dir"`
 	Peers []peerCollects `json:"peers"`
+	// Refused counts shipping peers not collected from because their
+	// CURVE key was missing or not admitted (--keys).
+	Refused uint64 `json:"refused"`
 }
 
 type peerCollects struct {
@@ -127,6 +131,10 @@ func startFilemq(ctx context.Context, d *daemon) (func(), error) {
 		cfg := filemq.DefaultServerConfig()
 		cfg.Endpoint, cfg.PollInterval, cfg.Logger = f.shipBind, f.shipPoll, log
 		cfg.Map = archiveMap(isCapture && !lpFlags.noCompress)
+		if d.curve != nil {
+			// --keys: only admitted nodes' collectors fetch our archives.
+			cfg.Keys, cfg.Authorize = &d.curve.Keys, d.curve.Authorize
+		}
 		var err error
 		if srv, err = filemq.NewServer(cfg); err != nil {
 			return nil, err
@@ -147,7 +155,7 @@ func startFilemq(ctx context.Context, d *daemon) (func(), error) {
 	}
 	var col *collector
 	if f.collect != "" {
-		col = &collector{dir: f.collect, self: d.node.Name(), log: log, peers: map[uuid.UUID]*collectedPeer{}}
+		col = &collector{dir: f.collect, self: d.node.Name(), log: log, curve: d.curve, peers: map[uuid.UUID]*collectedPeer{}}
 		col.wg.Add(1)
 		go col.run(ctx, d.subscribe(256))
 		log.Info().Str("dir", f.collect).Msg("collecting archives")
@@ -192,13 +200,15 @@ func sameDir(a, b string) bool {
 // collector runs one FileMQ client per shipping peer, each with its own
 // inbox DIR/<peer name>.
 type collector struct {
-	dir  string
-	self string
-	log  zerolog.Logger
-	wg   sync.WaitGroup
+	dir   string
+	self  string
+	log   zerolog.Logger
+	curve *mesh.Curve // --keys; nil: an open mesh
+	wg    sync.WaitGroup
 
-	mu    sync.Mutex
-	peers map[uuid.UUID]*collectedPeer
+	mu      sync.Mutex
+	peers   map[uuid.UUID]*collectedPeer
+	refused uint64
 }
 
 type collectedPeer struct {
@@ -221,7 +231,11 @@ func (c *collector) run(ctx context.Context, events <-chan mesh.Event) {
 			switch ev.Type {
 			case mesh.EventEnter:
 				if ep, ok := ev.Headers[headerFileMQ]; ok {
-					c.add(ev.Peer, ev.Name, mesh.ResolveEndpoint(ep, ev.Endpoint))
+					key, ok := c.serverKey(ev)
+					if !ok {
+						continue
+					}
+					c.add(ev.Peer, ev.Name, mesh.ResolveEndpoint(ep, ev.Endpoint), key)
 				}
 			case mesh.EventExit:
 				c.remove(ev.Peer)
@@ -230,7 +244,25 @@ func (c *collector) run(ctx context.Context, events <-chan mesh.Event) {
 	}
 }
 
-// inboxName makes a peer name safe as one directory name, unique among peers.
+// serverKey returns the CURVE key a keyed collector expects from a
+// shipping peer: its X-PUBLICKEY header, which must be admitted. The mesh
+// admits peers the same way; checking again here keeps the FileMQ client
+// from ever dialling a server whose key was not admitted.
+func (c *collector) serverKey(ev mesh.Event) (*curve.PublicKey, bool) {
+	if c.curve == nil {
+		return nil, true
+	}
+	key, err := admittedKey(c.curve, ev.Headers[headerPublicKey])
+	if err != nil {
+		c.mu.Lock()
+		c.refused++
+		c.mu.Unlock()
+		c.log.Warn().Err(err).Str("peer", ev.Name).Msg("not collecting from a peer without an admitted CURVE key")
+		return nil, false
+	}
+	return &key, true
+}
+
 // dirName is a peer name made safe as one directory name.
 func dirName(id uuid.UUID, name string) string {
 	safe := strings.Map(func(r rune) rune {
@@ -269,7 +301,7 @@ func (c *collector) ghostOf(base string) (uuid.UUID, bool) {
 	return uuid.Nil, false
 }
 
-func (c *collector) add(id uuid.UUID, name, endpoint string) {
+func (c *collector) add(id uuid.UUID, name, endpoint string, serverKey *curve.PublicKey) {
 	base := dirName(id, name)
 	c.mu.Lock()
 	ghost, haunted := c.ghostOf(base)
@@ -288,6 +320,9 @@ func (c *collector) add(id uuid.UUID, name, endpoint string) {
 	cfg.KeepDeleted = true // a source's retention must not delete the collected copy
 	cfg.Name = c.self
 	cfg.Logger = c.log.With().Str("peer", name).Logger()
+	if serverKey != nil {
+		cfg.Keys, cfg.ServerKey = &c.curve.Keys, *serverKey
+	}
 	cl, err := filemq.NewClient(cfg)
 	if err == nil {
 		err = cl.Subscribe("/")
@@ -345,7 +380,7 @@ func (c *collector) close() {
 func (c *collector) status() *collectingStatus {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := &collectingStatus{Dir: c.dir, Peers: []peerCollects{}}
+	st := &collectingStatus{Dir: c.dir, Peers: []peerCollects{}, Refused: c.refused}
 	for id, p := range c.peers {
 		st.Peers = append(st.Peers, peerCollects{Peer: id.String(), Name: p.name, Inbox: p.inbox, ClientStats: p.client.Stats()})
 	}
@@ -386,6 +421,9 @@ func printShipStatus(w io.Writer, st shipStatus) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if s := st.Shipping; s != nil {
 		fmt.Fprintf(tw, "SHIPPING %s on %s: %d archives, %s\n", s.Dir, s.Endpoint, s.Files, mib(s.Bytes))
+		if s.Refused > 0 {
+			fmt.Fprintf(tw, "refused %d connections (CURVE keys)\n", s.Refused)
+		}
 		fmt.Fprintln(tw, "COLLECTOR\tSHIPPED\tSENT\tPENDING\tIN FLIGHT\tCURRENT FILE")
 		for _, c := range s.Clients {
 			name := c.Name
@@ -404,6 +442,9 @@ func printShipStatus(w io.Writer, st shipStatus) error {
 			fmt.Fprintln(tw)
 		}
 		fmt.Fprintf(tw, "COLLECTING into %s\n", c.Dir)
+		if c.Refused > 0 {
+			fmt.Fprintf(tw, "refused %d shipping peers (CURVE keys)\n", c.Refused)
+		}
 		fmt.Fprintln(tw, "PEER\tCONNECTED\tHELD\tRECEIVED\tCURRENT FILE\tERRORS")
 		for _, p := range c.Peers {
 			fmt.Fprintf(tw, "%s\t%v\t%d files\t%d files, %s\t%s\t%d\n", p.Name, p.Connected, p.HeldFiles,

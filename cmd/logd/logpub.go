@@ -106,6 +106,11 @@ func startLogpub(ctx context.Context, d *daemon) (func(), error) {
 	if cfg.Capture.Dir == "" {
 		cfg.Capture.Dir = filepath.Join(d.dataDir, "capture")
 	}
+	if d.curve != nil {
+		// The mesh keys close the log streams too: subscribers, queries
+		// and remote writers; peers know our key from X-PUBLICKEY.
+		cfg.Curve = &logpub.CurveServer{Keys: d.curve.Keys, Authorize: d.curve.Authorize}
+	}
 	h, err := startHub(ctx, cfg)
 	if err != nil && cfg.WriterEndpoint != "" && errors.Is(err, syscall.EADDRINUSE) {
 		// Another logd on this host holds the well-known writer endpoint:
@@ -128,10 +133,15 @@ func startLogpub(ctx context.Context, d *daemon) (func(), error) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(h.Stats())
 	})
+	d.admin.HandleFunc("GET /logpub/curve", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(h.CurveStats())
+	})
 	logHubMu.Lock()
 	logHub = h
 	logHubMu.Unlock()
-	d.log.Info().Str("writers", h.WriterEndpoint()).Str("pub", h.PubEndpoint()).Str("capture", cfg.Capture.Dir).Msg("log hub started")
+	d.log.Info().Str("writers", h.WriterEndpoint()).Str("pub", h.PubEndpoint()).Str("capture", cfg.Capture.Dir).
+		Bool("curve", cfg.Curve != nil).Msg("log hub started")
 	return func() {
 		logHubMu.Lock()
 		logHub = nil

@@ -41,6 +41,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	name := "run"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		name, args = args[0], args[1:]
+	} else if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		// Plain `logd --help`: the commands first, then the daemon's flags.
+		usage(stdout)
+		fmt.Fprintln(stdout)
+		_ = commands["run"].run(ctx, args, stdout, stdout)
+		return 0
 	}
 	if name == "help" {
 		usage(stdout)

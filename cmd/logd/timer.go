@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/logmesh/logmesh/curve"
 	"github.com/logmesh/logmesh/timer"
 )
 
@@ -39,6 +40,10 @@ func startTimer(ctx context.Context, d *daemon) (func(), error) {
 	cfg.DataDir = d.dataDir
 	cfg.Mesh, cfg.Events = d.node, d.subscribe(1024)
 	cfg.Logger = d.log.With().Str("room", "timer").Logger()
+	if d.curve != nil {
+		// --keys: only admitted nodes' clients reach the timer socket.
+		cfg.Keys, cfg.Authorize = &d.curve.Keys, d.curve.Authorize
+	}
 	svc, err := timer.NewService(cfg)
 	if err != nil {
 		return nil, err
@@ -278,6 +283,7 @@ func timerWatch(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	dataDir := fs.String("data-dir", defaultDataDir(), "data directory of the logd to ask")
 	tick := fs.Duration("tick", 0, "print ticks of this period (1s, 100ms or 10ms) instead of fires")
 	count := fs.Int("count", 0, "stop after this many lines (0: until interrupted)")
+	keys := fs.String("keys", "", "key directory of the local logd (its --keys), needed when its timer socket is closed with CURVE")
 	name, err := parseWithName(fs, args, stderr, false)
 	if err != nil {
 		return err
@@ -292,7 +298,24 @@ func timerWatch(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	c, err := timer.NewClient(timer.ClientConfig{Endpoint: snap.Endpoint})
+	ccfg := timer.ClientConfig{Endpoint: snap.Endpoint}
+	if snap.PublicKey != "" {
+		// The service is closed with the node's keys: dial it with the
+		// same key directory, expecting the key the service reports.
+		if *keys == "" {
+			return errors.New("logd timer watch: the timer service is closed with CURVE: give --keys DIR (the logd's key directory)")
+		}
+		kp, _, err := curve.LoadKeyDir(*keys)
+		if err != nil {
+			return fmt.Errorf("--keys: %w", err)
+		}
+		serverKey, err := curve.ParsePublicKey(snap.PublicKey)
+		if err != nil {
+			return fmt.Errorf("timer service's public key: %w", err)
+		}
+		ccfg.Keys, ccfg.ServerKey = &kp, serverKey
+	}
+	c, err := timer.NewClient(ccfg)
 	if err != nil {
 		return err
 	}
@@ -311,7 +334,7 @@ func timerWatch(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				return nil
 			}
 		}
-		return nil // interrupted
+		return c.Err() // nil: interrupted
 	}
 	fires, err := c.Watch(ctx, name)
 	if err != nil {
@@ -324,5 +347,5 @@ func timerWatch(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return nil
 		}
 	}
-	return nil // interrupted
+	return c.Err() // nil: interrupted
 }

@@ -1,12 +1,19 @@
 package main
 
-import "context"
+import (
+	"context"
+
+	"github.com/logmesh/logmesh/curve"
+)
 
 // logdPeer is one logd to tail.
 type logdPeer struct {
 	ID       string // mesh UUID, or the endpoint for --connect
 	Name     string // for messages
 	Endpoint string // its X-LOGD-PUB endpoint
+	// Key is its CURVE public key (mesh header X-PUBLICKEY, or after '|'
+	// in --connect), nil on an open mesh.
+	Key *curve.PublicKey
 }
 
 // peerChange is a logd appearing or leaving.
@@ -27,8 +34,12 @@ type staticDiscovery struct{ endpoints []string }
 
 func (s staticDiscovery) Watch(ctx context.Context) (<-chan peerChange, error) {
 	ch := make(chan peerChange, len(s.endpoints))
-	for _, ep := range s.endpoints {
-		ch <- peerChange{Peer: logdPeer{ID: ep, Name: ep, Endpoint: ep}}
+	for _, v := range s.endpoints {
+		ep, key, err := splitConnect(v)
+		if err != nil {
+			return nil, err
+		}
+		ch <- peerChange{Peer: logdPeer{ID: ep, Name: ep, Endpoint: ep, Key: key}}
 	}
 	go func() {
 		<-ctx.Done()
@@ -38,3 +49,7 @@ func (s staticDiscovery) Watch(ctx context.Context) (<-chan peerChange, error) {
 }
 
 func (staticDiscovery) Close() error { return nil }
+
+// refusals is implemented by a discovery that can tell how many peers it
+// refused, or that refused it, for security (a closed mesh).
+type refusals interface{ Refused() uint64 }

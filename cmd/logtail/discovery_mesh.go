@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/logmesh/logmesh/curve"
 	"github.com/logmesh/logmesh/mesh"
 )
 
@@ -22,6 +23,7 @@ type meshDiscovery struct {
 }
 
 func newMeshDiscovery(o *options, stderr io.Writer) (discovery, error) {
+	var err error
 	cfg := mesh.DefaultConfig()
 	host, _ := os.Hostname()
 	cfg.Name = fmt.Sprintf("logtail-%s-%d", host, os.Getpid())
@@ -37,6 +39,9 @@ func newMeshDiscovery(o *options, stderr io.Writer) (discovery, error) {
 	}
 	if o.join != "" {
 		cfg.Join = strings.Split(o.join, ",")
+	}
+	if cfg.Curve, err = loadKeys(o); err != nil {
+		return nil, err
 	}
 	n, err := mesh.New(cfg)
 	if err != nil {
@@ -80,7 +85,11 @@ func (m *meshDiscovery) Watch(ctx context.Context) (<-chan peerChange, error) {
 						continue
 					}
 					known[id] = true
-					if !send(peerChange{Peer: logdPeer{ID: id, Name: ev.Name, Endpoint: mesh.ResolveEndpoint(pub, ev.Endpoint)}}) {
+					var key *curve.PublicKey
+					if k, err := curve.ParsePublicKey(ev.Headers["X-PUBLICKEY"]); err == nil {
+						key = &k
+					}
+					if !send(peerChange{Peer: logdPeer{ID: id, Name: ev.Name, Endpoint: mesh.ResolveEndpoint(pub, ev.Endpoint), Key: key}}) {
 						return
 					}
 				case mesh.EventExit:
@@ -98,6 +107,10 @@ func (m *meshDiscovery) Watch(ctx context.Context) (<-chan peerChange, error) {
 	}()
 	return out, nil
 }
+
+// Refused returns how many peers the mesh refused for security: CURVE
+// peers of a logtail without keys, keys not admitted either way.
+func (m *meshDiscovery) Refused() uint64 { return m.node.Stats().Refused }
 
 func (m *meshDiscovery) Close() error {
 	var err error

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/logmesh/logmesh/logpub"
 	"github.com/rs/zerolog"
 )
 
@@ -34,13 +35,14 @@ type options struct {
 	join     string
 	connect  listFlag
 	wait     time.Duration
+	keys     string
 
 	beaconPort int
 	iface      string
 	broadcast  string
 	bind       string
 
-	minLevel  zerolog.Level
+	filter    logpub.Filter // level, service and node filters, applied by the logds
 	grepRE    *regexp.Regexp
 	excludeRE *regexp.Regexp
 }
@@ -84,9 +86,9 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	fs.BoolVar(&o.follow, "f", false, "short for --follow (default false)")
 	fs.BoolVar(&o.follow, "follow", false, "keep printing live events until interrupted, reconnecting to logds that restart (default false)")
 	fs.DurationVar(&o.since, "since", 0, "first print the history of this last duration, e.g. 10m (default 10m without --follow, none with it)")
-	fs.StringVar(&o.level, "level", "", "only this level and above: trace, debug, info, warn, error, fatal, panic (default all)")
+	fs.StringVar(&o.level, "level", "", "only this level and above: trace, debug, info, warn, error, fatal, panic; events without a level (zerolog's Log()) show only without --level (default all, with a level or none)")
 	fs.Var(&o.services, "service", "only these services (comma-separated or repeated; default all)")
-	fs.Var(&o.nodes, "node", "only these nodes, by name or UUID (comma-separated or repeated; default all)")
+	fs.Var(&o.nodes, "node", "only these nodes, by name, UUID or the UUID's first 8+ hex digits as printed (comma-separated or repeated; default all)")
 	fs.StringVar(&o.grep, "grep", "", "only events whose JSON line matches this regular expression")
 	fs.StringVar(&o.exclude, "exclude", "", "drop events whose JSON line matches this regular expression")
 	fs.BoolVar(&o.json, "json", false, "print the raw JSON lines, byte-identical to the apps' zerolog output")
@@ -98,6 +100,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	fs.StringVar(&o.iface, "interface", "", "network interface for the mesh (default: first up IPv4 interface)")
 	fs.StringVar(&o.broadcast, "broadcast", "", "address beacons are sent to (default: the interface's subnet broadcast)")
 	fs.StringVar(&o.bind, "bind", "", "host logtail's mesh mailbox binds to (default 0.0.0.0)")
+	fs.StringVar(&o.keys, "keys", "", "CURVE key directory, as logd --keys: this logtail's key pair (NAME.key_secret) and the public keys of the logds it admits; required on a closed mesh")
 	fs.DurationVar(&o.wait, "wait", 2*time.Second, "without --follow: how long to look for logds on the mesh before querying")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
@@ -142,17 +145,14 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 		fmt.Fprintln(stderr, "logtail: --since and --count must not be negative")
 		return nil, errUsage
 	}
-	o.minLevel = zerolog.DebugLevel
+	o.filter = logpub.Filter{Services: o.services, Nodes: o.nodes}
 	if o.level != "" {
 		l, err := zerolog.ParseLevel(strings.ToLower(o.level))
-		if err != nil || l == zerolog.NoLevel || l == zerolog.Disabled {
+		if err != nil || l < zerolog.TraceLevel || l > zerolog.PanicLevel {
 			fmt.Fprintf(stderr, "logtail: --level %q: want trace, debug, info, warn, error, fatal or panic\n", o.level)
 			return nil, errUsage
 		}
-		o.minLevel = l
-		if l == zerolog.TraceLevel {
-			o.minLevel = zerolog.DebugLevel // passes everything
-		}
+		o.filter = o.filter.AtLeast(l)
 	}
 	var err error
 	if o.grep != "" {

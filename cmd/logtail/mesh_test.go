@@ -145,4 +145,9 @@ func TestMeshDiscoveryNewAndLeavingNodes(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("logtail after SIGINT: %v; stderr: %s", err, stderr.String())
 	}
+	// The departure is reported once, whether the broken stream or the
+	// mesh told first.
+	if n := strings.Count(stderr.String(), "node beta left"); n != 1 {
+		t.Fatalf("departure reported %d times; stderr: %s", n, stderr.String())
+	}
 }

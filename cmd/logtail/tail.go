@@ -10,9 +10,11 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/logmesh/logmesh/logpub"
+	"github.com/logmesh/logmesh/mesh"
 	"github.com/rs/zerolog"
 	"golang.org/x/term"
 )
@@ -43,10 +45,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return exitUsage
 	}
 	defer d.Close()
+	keys, err := loadKeys(o)
+	if err != nil {
+		fmt.Fprintf(stderr, "logtail: %v\n", err)
+		return exitError
+	}
 	if f, ok := stdout.(*os.File); ok && !o.json && !o.noColor && !term.IsTerminal(int(f.Fd())) {
 		o.noColor = true
 	}
-	t := &tailer{o: o, stderr: stderr, out: newPrinter(o, stdout)}
+	t := &tailer{o: o, stderr: stderr, out: newPrinter(o, stdout), keys: keys}
 	return t.run(ctx, d)
 }
 
@@ -55,6 +62,7 @@ type tailer struct {
 	o      *options
 	stderr io.Writer
 	out    *printer
+	keys   *mesh.Curve // --keys, nil on an open mesh
 
 	errMu  sync.Mutex
 	failed bool
@@ -89,6 +97,14 @@ func (t *tailer) run(ctx context.Context, d discovery) int {
 		tm := time.NewTimer(t.o.wait)
 		defer tm.Stop()
 		window = tm.C
+	}
+	// On a closed mesh that does not admit this logtail, no logd ever
+	// appears: say so after the wait rather than waiting forever.
+	var closedCheck <-chan time.Time
+	if _, ok := d.(refusals); ok && t.o.follow {
+		tm := time.NewTimer(t.o.wait)
+		defer tm.Stop()
+		closedCheck = tm.C
 	}
 	started := 0
 	printed := 0
@@ -126,18 +142,29 @@ func (t *tailer) run(ctx context.Context, d discovery) int {
 	if t.o.since > 0 {
 		since = time.Now().Add(-t.o.since)
 	}
-	filter := logpub.Filter{MinLevel: t.o.minLevel, Services: t.o.services, Nodes: t.o.nodes}
+	filter := t.o.filter
 	streamsLeft := 0
 	streamEnded := make(chan *streamHandle, 64)
 	for {
 		select {
 		case <-ctx.Done():
 			return finish()
+		case <-closedCheck:
+			closedCheck = nil
+			// Without keys, a refused CURVE peer means a closed mesh: no
+			// logd will ever be readable. With keys, an admitted logd may
+			// still come: only warn.
+			if started == 0 && t.refusedPeers(d) && t.keys == nil {
+				t.failed = true
+				return finish()
+			}
 		case <-window:
 			window = nil
 			if streamsLeft == 0 {
-				if started == 0 {
+				if started == 0 && !t.refusedPeers(d) {
 					t.warnf("no logd found")
+				}
+				if started == 0 {
 					t.failed = true
 				}
 				return finish()
@@ -150,13 +177,18 @@ func (t *tailer) run(ctx context.Context, d discovery) int {
 			if !t.o.follow && window == nil && streamsLeft == 0 && (len(t.o.connect) == 0 || started == len(t.o.connect)) {
 				return finish()
 			}
+			if t.o.follow && streamsLeft == 0 && t.hasFailed() {
+				return finish() // every logd refused this logtail
+			}
 		case ch, ok := <-changes:
 			if !ok {
 				return finish()
 			}
 			if ch.Gone {
 				if h, ok := streams[ch.Peer.ID]; ok {
-					t.warnf("node %s left", ch.Peer.Name)
+					if !h.left.Swap(true) { // not already told by its stream
+						t.warnf("node %s left", h.name)
+					}
 					h.stop()
 					delete(streams, ch.Peer.ID) // it may come back
 				}
@@ -166,7 +198,7 @@ func (t *tailer) run(ctx context.Context, d discovery) int {
 				continue
 			}
 			sctx, stop := context.WithCancel(ctx)
-			h := &streamHandle{id: ch.Peer.ID, stop: stop}
+			h := &streamHandle{id: ch.Peer.ID, name: ch.Peer.Name, stop: stop}
 			streams[ch.Peer.ID] = h
 			started++
 			streamsLeft++
@@ -174,7 +206,7 @@ func (t *tailer) run(ctx context.Context, d discovery) int {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				t.stream(sctx, &peer, filter, since, events)
+				t.stream(sctx, h, &peer, filter, since, events)
 				select {
 				case streamEnded <- h:
 				case <-ctx.Done():
@@ -188,24 +220,26 @@ func (t *tailer) run(ctx context.Context, d discovery) int {
 // the same logd.
 type streamHandle struct {
 	id   string
+	name string
 	stop context.CancelFunc
+	left atomic.Bool // its departure was reported (by the stream or the mesh)
 }
 
 // stream reads one logd's events into out, reporting sequence gaps. With
 // --follow it reconnects after a failure until ctx ends (the logd left the
 // mesh, or logtail stops), asking for the history since the last event
 // received, so a logd restart loses nothing it captured.
-func (t *tailer) stream(ctx context.Context, peer *logdPeer, f logpub.Filter, since time.Time, out chan<- item) {
+func (t *tailer) stream(ctx context.Context, h *streamHandle, peer *logdPeer, f logpub.Filter, since time.Time, out chan<- item) {
 	backoff := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
-		last, connected, err := t.streamOnce(ctx, peer, f, since, out, attempt > 0)
+		last, connected, err := t.streamOnce(ctx, h, peer, f, since, out, attempt > 0)
 		if !last.IsZero() {
 			since, backoff = last.Add(time.Nanosecond), 100*time.Millisecond
 		}
 		if err == nil || ctx.Err() != nil {
 			return
 		}
-		if !t.o.follow {
+		if !t.o.follow || refusedByHub(err) {
 			t.warnf("node %s: %v", peer.Name, err)
 			t.errMu.Lock()
 			t.failed = true
@@ -214,7 +248,9 @@ func (t *tailer) stream(ctx context.Context, peer *logdPeer, f logpub.Filter, si
 		}
 		switch {
 		case connected:
-			t.warnf("node %s left: %v", peer.Name, err)
+			if !h.left.Swap(true) {
+				t.warnf("node %s left: %v", peer.Name, err)
+			}
 		case attempt == 0:
 			t.warnf("node %s unreachable, retrying: %v", peer.Name, err)
 		}
@@ -235,13 +271,14 @@ func (t *tailer) stream(ctx context.Context, peer *logdPeer, f logpub.Filter, si
 // streamOnce runs one subscription until it ends (nil error: end of
 // history without --follow) or fails; it returns the receive time of the
 // last event it passed on and whether it got connected at all.
-func (t *tailer) streamOnce(ctx context.Context, peer *logdPeer, f logpub.Filter, since time.Time, out chan<- item, retry bool) (last time.Time, connected bool, err error) {
-	st, err := logpub.Subscribe(ctx, peer.Endpoint, logpub.SubscribeOptions{Filter: f, Since: since, Follow: t.o.follow})
+func (t *tailer) streamOnce(ctx context.Context, h *streamHandle, peer *logdPeer, f logpub.Filter, since time.Time, out chan<- item, retry bool) (last time.Time, connected bool, err error) {
+	st, err := t.subscribe(ctx, peer, logpub.SubscribeOptions{Filter: f, Since: since, Follow: t.o.follow})
 	if err != nil {
 		return last, false, err
 	}
 	defer st.Close()
 	if retry {
+		h.left.Store(false)
 		t.warnf("node %s back", peer.Name)
 	}
 	var gaps logpub.GapDetector

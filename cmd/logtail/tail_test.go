@@ -272,7 +272,7 @@ func TestFlagsFromEnv(t *testing.T) {
 	}
 	svcs := append([]string(nil), o.services...)
 	sort.Strings(svcs)
-	if o.minLevel != zerolog.ErrorLevel || strings.Join(svcs, ",") != "api,db" || !o.follow || o.count != 5 || o.since != 0 {
+	if !o.filter.LevelSet || o.filter.MinLevel != zerolog.ErrorLevel || strings.Join(svcs, ",") != "api,db" || !o.follow || o.count != 5 || o.since != 0 {
 		t.Fatalf("options %+v", o)
 	}
 	if _, err := parseFlags(nil, &stderr, func(k string) string {

@@ -31,6 +31,9 @@ type Host struct {
 	Iface     string // its interface: "eth0"
 	IP        string // its address, e.g. "10.77.3.2"
 	Broadcast string // the subnet's broadcast address, e.g. "10.77.3.255"
+	// Cable is the host's link when the network was made by NewCabled,
+	// to delay or drop what the host sends; nil on a veth link.
+	Cable *Cable
 }
 
 // Net is a set of hosts on one bridged /24.
@@ -62,8 +65,16 @@ func Require(t testing.TB) {
 	}
 }
 
-// New creates n hosts on a bridge and deletes them when the test ends.
-func New(t testing.TB, n int) *Net {
+// New creates n hosts on a bridge, each linked by a veth pair, and deletes
+// them when the test ends.
+func New(t testing.TB, n int) *Net { return build(t, n, false) }
+
+// NewCabled is New with each host linked by a Cable (TAP devices copied by
+// the test process) instead of a veth pair, so that a test can delay a
+// host's traffic where the kernel has no tc netem.
+func NewCabled(t testing.TB, n int) *Net { return build(t, n, true) }
+
+func build(t testing.TB, n int, cabled bool) *Net {
 	t.Helper()
 	Require(t)
 	var rnd [3]byte
@@ -91,7 +102,16 @@ func New(t testing.TB, n int) *Net {
 		port := fmt.Sprintf("p%d", i)
 		run(t, "ip", "netns", "add", h.NS)
 		run(t, "ip", "-n", h.NS, "link", "set", "lo", "up")
-		run(t, "ip", "-n", nw.Switch, "link", "add", port, "type", "veth", "peer", "name", h.Iface, "netns", h.NS)
+		if cabled {
+			c, err := newCable(h.NS, h.Iface, nw.Switch, port)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.Cable = c
+			t.Cleanup(c.Close) // before the namespaces go (cleanups run last first)
+		} else {
+			run(t, "ip", "-n", nw.Switch, "link", "add", port, "type", "veth", "peer", "name", h.Iface, "netns", h.NS)
+		}
 		run(t, "ip", "-n", nw.Switch, "link", "set", port, "master", "br0", "up")
 		run(t, "ip", "-n", h.NS, "addr", "add", h.IP+"/24", "brd", "+", "dev", h.Iface)
 		run(t, "ip", "-n", h.NS, "link", "set", h.Iface, "up")
@@ -130,7 +150,10 @@ func listNamespaces() (string, error) {
 // Do runs f on an OS thread switched into the host's namespace. Sockets f
 // creates (net.Listen, net.Dial) belong to the host's network for good, so
 // a test can serve or connect "from" a host without a child process.
-func (h *Host) Do(f func() error) error {
+func (h *Host) Do(f func() error) error { return doIn(h.NS, f) }
+
+// doIn runs f on an OS thread switched into namespace ns.
+func doIn(ns string, f func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -142,14 +165,14 @@ func (h *Host) Do(f func() error) error {
 			return
 		}
 		defer orig.Close()
-		target, err := os.Open("/run/netns/" + h.NS)
+		target, err := os.Open("/run/netns/" + ns)
 		if err != nil {
 			errc <- fmt.Errorf("netns: %w", err)
 			return
 		}
 		defer target.Close()
 		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("netns: enter %s: %w", h.NS, err)
+			errc <- fmt.Errorf("netns: enter %s: %w", ns, err)
 			return
 		}
 		ferr := f()

@@ -6,7 +6,15 @@
 // its accept loop, with no deadline: one connection that sends a few bytes
 // and then nothing stops the socket from accepting anyone until it closes.
 // Listening on Endpoint(ep) instead of ep bounds that to handshakeTimeout;
-// peers still dial the plain tcp:// endpoint.
+// peers dial the plain tcp:// endpoint, or Endpoint(ep) to have a server
+// that answers with CURVE refused and counted.
+//
+// A socket closed with CURVE (package curve) listens on CurveEndpoint(ep)
+// instead: the same screening, then the curve+tcp framing (see curve.go).
+// Both transports close a connection whose peer greets with another
+// security mechanism (a NULL peer at a CURVE socket, or the reverse), and
+// count what they refuse in the Counters of the socket's context
+// (WithCounters).
 package zmtpguard
 
 import (
@@ -20,6 +28,7 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 	"github.com/go-zeromq/zmq4/transport"
+	"github.com/rs/zerolog"
 )
 
 // Scheme is the transport's name in zmq4 endpoints.
@@ -33,8 +42,9 @@ var handshakeTimeout = 5 * time.Second
 const greetingLen = 64 // ZMTP 3.x greeting
 
 func init() {
-	// The name is ours alone, so registration cannot fail.
+	// The names are ours alone, so registration cannot fail.
 	_ = zmq4.RegisterTransport(Scheme, guard{})
+	_ = zmq4.RegisterTransport(CurveScheme, guard{curve: true})
 }
 
 // Endpoint turns "tcp://host:port" into the same address on Scheme, for a
@@ -46,22 +56,33 @@ func Endpoint(ep string) string {
 	return ep
 }
 
-type guard struct{}
+// guard is the transport; with curve set, its connections carry CURVE.
+type guard struct{ curve bool }
 
-func (guard) Dial(ctx context.Context, d transport.Dialer, addr string) (net.Conn, error) {
-	return d.DialContext(ctx, "tcp", addr)
+func (g guard) Dial(ctx context.Context, d transport.Dialer, addr string) (net.Conn, error) {
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	// A dialled connection has no screening, only the mechanism check.
+	c := &conn{Conn: nc, curve: g.curve, ctx: ctx, done: true}
+	if g.curve {
+		return wrapCurve(ctx, c), nil
+	}
+	return c, nil
 }
 
-func (guard) Listen(ctx context.Context, addr string) (net.Listener, error) {
+func (g guard) Listen(ctx context.Context, addr string) (net.Listener, error) {
 	var lc net.ListenConfig
 	l, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	g := &listener{Listener: l, ready: make(chan net.Conn), done: make(chan struct{}), screening: map[net.Conn]struct{}{}}
-	g.wg.Add(1)
-	go g.acceptLoop()
-	return g, nil
+	gl := &listener{Listener: l, ctx: ctx, curve: g.curve, ready: make(chan net.Conn),
+		done: make(chan struct{}), screening: map[net.Conn]struct{}{}}
+	gl.wg.Add(1)
+	go gl.acceptLoop()
+	return gl, nil
 }
 
 func (guard) Addr(ep string) (string, error) { return transport.New("tcp").Addr(ep) }
@@ -75,6 +96,8 @@ func (guard) Addr(ep string) (string, error) { return transport.New("tcp").Addr(
 // connection.
 type listener struct {
 	net.Listener
+	ctx   context.Context // the zmq4 socket's: counters, logger
+	curve bool
 	ready chan net.Conn
 	done  chan struct{}
 	wg    sync.WaitGroup
@@ -121,13 +144,19 @@ func (l *listener) screen(c net.Conn) {
 	delete(l.screening, c)
 	l.mu.Unlock()
 	if err != nil {
+		countersOf(l.ctx).stalled.Add(1)
+		zerolog.Ctx(l.ctx).Debug().Err(err).Stringer("remote", c.RemoteAddr()).Msg("zmtpguard: no ZMTP greeting in time")
 		c.Close()
 		return
 	}
-	g := &conn{Conn: c, pre: sig}
+	g := &conn{Conn: c, pre: sig, curve: l.curve, ctx: l.ctx}
 	g.consume(sig)
+	var out net.Conn = g
+	if l.curve {
+		out = wrapCurve(l.ctx, g)
+	}
 	select {
-	case l.ready <- g:
+	case l.ready <- out:
 	case <-l.done:
 		c.Close()
 	}
@@ -163,7 +192,13 @@ func (l *listener) Close() error {
 // read deadline.
 type conn struct {
 	net.Conn
-	pre    []byte // the signature read while screening, for zmq4 to read
+	pre []byte // the signature read while screening, for zmq4 to read
+	// curve: the curve+tcp connection above keeps the handshake deadline,
+	// so this one only checks the mechanism and closes on a read error.
+	curve bool
+	ctx   context.Context // the zmq4 socket's
+	mech  mechCheck
+
 	done   bool
 	seen   int     // bytes of the greeting and frame header seen
 	head   [9]byte // flags and size of the first frame
@@ -175,9 +210,20 @@ func (c *conn) Read(p []byte) (int, error) {
 	if len(c.pre) > 0 {
 		n := copy(p, c.pre)
 		c.pre = c.pre[n:]
+		c.mech.theirs(p[:n])
 		return n, nil
 	}
 	n, err := c.Conn.Read(p)
+	if merr := c.mech.theirs(p[:n]); merr != nil {
+		c.refuse(merr)
+		return 0, merr
+	}
+	if c.curve {
+		if err != nil {
+			c.Conn.Close() // as below: zmq4 may drop it without closing
+		}
+		return n, err
+	}
 	if !c.done && err != nil {
 		// zmq4 drops a connection whose handshake failed without closing
 		// it: close it here, or every stalled peer keeps a descriptor.
@@ -191,6 +237,20 @@ func (c *conn) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// Write passes zmq4's bytes on, noting its greeting's mechanism.
+func (c *conn) Write(p []byte) (int, error) {
+	c.mech.ours(p)
+	return c.Conn.Write(p)
+}
+
+// refuse counts, logs and closes a connection whose peer speaks another
+// security mechanism. zmq4 would refuse it too, but without closing it.
+func (c *conn) refuse(err error) {
+	countersOf(c.ctx).mechanism.Add(1)
+	zerolog.Ctx(c.ctx).Warn().Err(err).Stringer("remote", c.RemoteAddr()).Msg("zmtpguard: connection refused")
+	c.Conn.Close()
 }
 
 // consume advances over b and reports whether the first frame is complete.

@@ -1,0 +1,133 @@
+package timer
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/logmesh/logmesh/curve"
+)
+
+func genKeyPairs(t *testing.T, n int) []curve.KeyPair {
+	t.Helper()
+	out := make([]curve.KeyPair, n)
+	for i := range out {
+		kp, err := curve.GenerateKeyPair()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = kp
+	}
+	return out
+}
+
+// keyedService starts a service; with srv set, closed with CURVE and
+// admitting the keys admit.
+func keyedService(t *testing.T, srv *curve.KeyPair, admit ...curve.PublicKey) *Service {
+	t.Helper()
+	cfg := DefaultConfig()
+	if srv != nil {
+		cfg.Keys, cfg.Authorize = srv, curve.NewAllowList(admit...).Authorize
+	}
+	return startService(t, cfg)
+}
+
+func keyedClient(t *testing.T, ep string, keys *curve.KeyPair, serverKey curve.PublicKey) *Client {
+	t.Helper()
+	c, err := NewClient(ClientConfig{Endpoint: ep, Heartbeat: 200 * time.Millisecond, Retry: 300 * time.Millisecond,
+		Keys: keys, ServerKey: serverKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestCurveTicksAndRequests(t *testing.T) {
+	k := genKeyPairs(t, 2)
+	srv, cli := k[0], k[1]
+	s := keyedService(t, &srv, cli.Public)
+	snap := s.Snapshot()
+	serverKey, err := curve.ParsePublicKey(snap.PublicKey)
+	if err != nil || serverKey != srv.Public {
+		t.Fatalf("snapshot public key %q: %v", snap.PublicKey, err)
+	}
+	c := keyedClient(t, s.Endpoint(), &cli, serverKey)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ticks, err := c.Ticks(ctx, 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recvTick(t, ticks, 5*time.Second)
+	if err := c.Schedule(ctx, Spec{Name: "keyed", Every: Duration(time.Hour), Scope: ScopeNode}); err != nil {
+		t.Fatal(err)
+	}
+	if list, err := c.List(ctx); err != nil || len(list) != 1 || list[0].Spec.Name != "keyed" {
+		t.Fatalf("list = %+v, %v", list, err)
+	}
+	if n := s.Snapshot().Refused; n != 0 || c.Refused() != 0 {
+		t.Fatalf("refusals: service %d, client %d", n, c.Refused())
+	}
+}
+
+// Every mismatch of keys or mechanism is refused by both ends and counted;
+// the refused client stops with ErrRefused and gets no tick; the service
+// keeps serving admitted clients.
+func TestCurveRefusals(t *testing.T) {
+	k := genKeyPairs(t, 3)
+	srv, cli, other := k[0], k[1], k[2]
+	cases := []struct {
+		name       string
+		serverKeys bool
+		cliKeys    *curve.KeyPair
+		serverKey  curve.PublicKey
+	}{
+		{"null client, keyed service", true, nil, curve.PublicKey{}},
+		{"unadmitted client key", true, &other, srv.Public},
+		{"client expects another service key", true, &cli, other.Public},
+		{"keyed client, null service", false, &cli, srv.Public},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var sk *curve.KeyPair
+			if tc.serverKeys {
+				sk = &srv
+			}
+			s := keyedService(t, sk, cli.Public)
+			c := keyedClient(t, s.Endpoint(), tc.cliKeys, tc.serverKey)
+			ticks, err := c.Ticks(context.Background(), 10*time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case tk, ok := <-ticks:
+				if ok {
+					t.Fatalf("a refused client got tick %+v", tk)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the refused client's ticks channel is still open")
+			}
+			if err := c.Err(); !errors.Is(err, ErrRefused) {
+				t.Fatalf("Err() = %v, want ErrRefused", err)
+			}
+			if _, err := c.List(context.Background()); !errors.Is(err, ErrRefused) {
+				t.Fatalf("List on a refused client: %v", err)
+			}
+			if c.Refused() != 1 {
+				t.Fatalf("client refusals = %d, want 1", c.Refused())
+			}
+			eventually(t, 5*time.Second, "the service to count the refusal", func() bool { return s.Snapshot().Refused == 1 })
+			if !tc.serverKeys {
+				return
+			}
+			good := keyedClient(t, s.Endpoint(), &cli, srv.Public)
+			ticks, err = good.Ticks(context.Background(), 10*time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recvTick(t, ticks, 5*time.Second)
+		})
+	}
+}
