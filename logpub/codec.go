@@ -269,6 +269,10 @@ func checkBatch(body []byte) (first uint64, count int, err error) {
 	if uint64(c)*5 > uint64(len(body)-batchFixed) {
 		return 0, 0, frameErr("batch count %d exceeds body of %d bytes", c, len(body)-batchFixed)
 	}
+	if c > 0 && first+uint64(c)-1 < first {
+		// Sequences rise within a batch; the hub relies on it.
+		return 0, 0, frameErr("batch sequences %d+%d overflow", first, c)
+	}
 	p := batchFixed
 	for i := 0; i < int(c); i++ {
 		if len(body)-p < 5 {
