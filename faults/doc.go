@@ -18,7 +18,10 @@
 //     traffic continues;
 //   - on a mesh closed with CURVE (logd --keys), a node whose key is not
 //     admitted never becomes a peer and reads no log line, and a raw
-//     socket on the bridge finds no log content in plaintext.
+//     socket on the bridge finds no log content in plaintext;
+//   - on such a mesh, archives ship byte-identical and sealed, and that
+//     node can neither ship to the collector nor fetch from the shipper,
+//     even dialling its FileMQ socket directly (refusals counted).
 //
 // `go test ./faults` runs short versions (needs root and iproute2; skipped
 // with a reason otherwise, and failed instead when CI=true). LOGMESH_SOAK=1

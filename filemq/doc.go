@@ -130,5 +130,19 @@
 //     before our decoder sees it; we cannot bound that from here.
 //   - A connection reader holding a message at Close leaks; drainClosed
 //     unblocks it.
-//   - No CURVE: use a private network (or WireGuard/TLS) for confidentiality.
+//   - No CURVE in zmq4: package curve provides it (see below).
+//
+// # CURVE
+//
+// ServerConfig.Keys and Authorize close the server with CURVE (package
+// curve): only clients with ClientConfig.Keys, the server's public key in
+// ClientConfig.ServerKey and a key Authorize admits get a session. A NULL
+// client, an unadmitted key or a key mismatch is refused by both ends (no
+// downgrade either way), counted in ServerStats.Refused and
+// ClientStats.Refused; the client retries with its usual backoff. The
+// ROUTER listens through internal/zmtpguard with or without keys, so a
+// peer that stalls its handshake never holds the accept loop, and clients
+// dial through it too, so a server answering with another mechanism is
+// refused and counted. logd uses its --keys and the shipping peer's
+// X-PUBLICKEY header.
 package filemq

@@ -9,9 +9,10 @@ import (
 	"time"
 
 	"github.com/go-zeromq/zmq4"
-	"github.com/google/uuid"
-	"github.com/logmesh/logmesh/internal/zmtpguard"
 	"github.com/rs/zerolog"
+
+	"github.com/logmesh/logmesh/curve"
+	"github.com/logmesh/logmesh/internal/zmtpguard"
 )
 
 // CollectorConfig configures a Collector.
@@ -35,6 +36,13 @@ type CollectorConfig struct {
 	// ResendTimeout is how long the collector waits without progress before
 	// it asks the ventilator to resend what is missing (default 3 s).
 	ResendTimeout time.Duration
+	// Keys, when set, closes the collector's socket with CURVE: workers
+	// and ventilators must prove a key Authorize admits (NULL ones are
+	// refused), and Endpoint carries the collector's public key.
+	Keys *curve.KeyPair
+	// Authorize admits a worker's or ventilator's public key (e.g. a
+	// curve.AllowList's Authorize). Required with Keys.
+	Authorize curve.AuthorizeFunc
 	// Log receives diagnostics (default: none).
 	Log zerolog.Logger
 }
@@ -53,6 +61,9 @@ type CollectorStats struct {
 	Bad        int64     `json:"bad"`
 	Started    time.Time `json:"started"`
 	Done       bool      `json:"done"`
+	// Refused counts connections refused for their security: with Keys,
+	// peers with no CURVE, an unadmitted key or a failed handshake.
+	Refused int64 `json:"refused"`
 }
 
 // maxPendingBeforeStart bounds the results held before START tells the
@@ -84,6 +95,9 @@ type Collector struct {
 	report       Report
 	stats        CollectorStats
 	closeOnce    sync.Once
+
+	sec   *curve.Security // nil: an open socket
+	guard zmtpguard.Counters
 }
 
 // NewCollector binds the collector and starts receiving.
@@ -97,9 +111,12 @@ func NewCollector(cfg CollectorConfig) (*Collector, error) {
 	if cfg.ResendTimeout <= 0 {
 		cfg.ResendTimeout = 3 * time.Second
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	sec, err := serverSecurity(cfg.Keys, cfg.Authorize, cfg.Log)
+	if err != nil {
+		return nil, fmt.Errorf("harmony: collector: %w", err)
+	}
 	c := &Collector{
-		cfg: cfg, ctx: ctx, cancel: cancel,
+		cfg: cfg, sec: sec,
 		merger:  cfg.Job.NewMerger(cfg.Out),
 		done:    make(chan struct{}),
 		pending: map[uint32]*Message{},
@@ -107,13 +124,18 @@ func NewCollector(cfg CollectorConfig) (*Collector, error) {
 		lastProgress: time.Now(),
 	}
 	c.stats = CollectorStats{Batch: cfg.Batch.String(), Started: time.Now(), Committed: int(cfg.StartAt)}
-	c.router = zmq4.NewRouter(ctx, zmq4.WithID(zmq4.SocketIdentity(uuid.NewString())), zmq4.WithLogger(zmqLogger(cfg.Log)))
-	if err := c.router.Listen(zmtpguard.Endpoint(cfg.Endpoint)); err != nil {
+	ctx, cancel := context.WithCancel(zmtpguard.WithCounters(cfg.Log.WithContext(context.Background()), &c.guard))
+	c.ctx, c.cancel = ctx, cancel
+	c.router = newRouter(ctx, sec, cfg.Log)
+	if err := c.router.Listen(zmtpguard.ListenEndpoint(cfg.Endpoint, sec != nil)); err != nil {
 		cancel()
 		c.router.Close()
 		return nil, fmt.Errorf("harmony: collector listen %s: %w", cfg.Endpoint, err)
 	}
 	c.ep = advertised(c.router.Addr().String(), cfg.AdvertiseHost)
+	if cfg.Keys != nil {
+		c.ep = KeyedEndpoint(c.ep, cfg.Keys.Public)
+	}
 	in := make(chan zmq4.Msg, 64)
 	c.wg.Add(2)
 	go c.recvLoop(in)
@@ -121,7 +143,8 @@ func NewCollector(cfg CollectorConfig) (*Collector, error) {
 	return c, nil
 }
 
-// Endpoint returns the bound endpoint, to put in the ventilator's config.
+// Endpoint returns the bound endpoint, to put in the ventilator's config;
+// with Keys, it carries the collector's public key ("ep|key").
 func (c *Collector) Endpoint() string { return c.ep }
 
 // Committed returns how many tasks, from the first, are written to Out.
@@ -138,6 +161,7 @@ func (c *Collector) Stats() CollectorStats {
 	defer c.mu.Unlock()
 	s := c.stats
 	s.N, s.Committed, s.Pending = int(c.n), int(c.committed), len(c.pending)
+	s.Refused = serverRefused(c.sec, c.guard.Mechanism())
 	return s
 }
 

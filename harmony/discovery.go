@@ -5,6 +5,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/logmesh/logmesh/curve"
 	"github.com/logmesh/logmesh/mesh"
 )
 
@@ -28,7 +29,15 @@ type PeerDirectory interface {
 type MeshWorkers struct {
 	Dir  PeerDirectory
 	Self string
+	// Authorize, on a mesh closed with CURVE, admits the workers' keys:
+	// only peers whose X-PUBLICKEY header it admits are yielded, as
+	// KeyedEndpoint(endpoint, key). Nil: plain endpoints (an open mesh).
+	Authorize curve.AuthorizeFunc
 }
+
+// HeaderPublicKey is the HELLO header with a node's CURVE public key, as
+// the mesh (and Zyre) advertises it.
+const HeaderPublicKey = "X-PUBLICKEY"
 
 // WorkerEndpoints returns the workers the node sees now, sorted.
 func (m MeshWorkers) WorkerEndpoints() []string {
@@ -42,7 +51,16 @@ func (m MeshWorkers) WorkerEndpoints() []string {
 			continue
 		}
 		mailbox, _ := m.Dir.PeerEndpoint(id)
-		eps = append(eps, mesh.ResolveEndpoint(h, mailbox))
+		ep := mesh.ResolveEndpoint(h, mailbox)
+		if m.Authorize != nil {
+			text, _ := m.Dir.PeerHeader(id, HeaderPublicKey)
+			key, err := curve.ParsePublicKey(text)
+			if err != nil || m.Authorize(key, nil) != nil {
+				continue // not a worker of this closed mesh
+			}
+			ep = KeyedEndpoint(ep, key)
+		}
+		eps = append(eps, ep)
 	}
 	sort.Strings(eps)
 	return eps

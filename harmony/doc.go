@@ -32,5 +32,14 @@
 //		Workers: harmony.StaticWorkers{"tcp://10.0.0.2:41000"},
 //	})
 //
+// CURVE (security.go): WorkerConfig, CollectorConfig, VentilatorConfig and
+// RunConfig take Keys (and, for the servers, Authorize). A server's
+// endpoint then carries its public key, "tcp://host:port|<Z85 key>"
+// (KeyedEndpoint; MeshWorkers builds it from the X-PUBLICKEY header), so
+// the ventilator knows each worker's key and the tasks tell workers the
+// collector's. A keyed worker sends results only to a collector whose key
+// it admits. NULL peers, unadmitted keys and key mismatches are refused
+// both ways and counted (the stats' Refused); links retry with backoff.
+//
 // The wire format is in codec.go; zmq4 quirks are absorbed in link.go.
 package harmony

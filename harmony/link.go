@@ -2,18 +2,23 @@ package harmony
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-zeromq/zmq4"
+
+	"github.com/logmesh/logmesh/curve"
+	"github.com/logmesh/logmesh/internal/zmtpguard"
 )
 
 // link is one DEALER connection to one endpoint, kept up by the link's own
 // goroutine. It works around these zmq4 v0.17.0 limits:
-//   - Dial blocks (retries × 250 ms, and a handshake without timeout, see
-//     transport.go), so it runs in the link's goroutine;
+//   - Dial blocks (retries × 250 ms, and a handshake without timeout that
+//     the guarded transports of internal/zmtpguard cut when the link
+//     closes), so it runs in the link's goroutine;
 //   - a DEALER sends to every endpoint it is connected to, so a link has
 //     exactly one;
 //   - WithAutomaticReconnect redials from inside a failed write while the
@@ -23,7 +28,11 @@ import (
 //   - what is sent while disconnected is silently dropped, which the
 //     protocol recovers from (DONE/RESULT acknowledgements and resends).
 type link struct {
-	ep     string
+	ep     string // as given: "tcp://host:port", or with "|key"
+	dialEP string // what the socket dials
+	sec    *curve.Security
+	noKey  error // CURVE links only: ep has no usable key, so no dial
+	lsec   linkSecurity
 	id     string
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -44,9 +53,25 @@ type link struct {
 // called when the connection comes up and when it drops. They all run on
 // the link's goroutine. The goroutine is
 // counted in wg and ends when the link or parent ctx is closed.
-func dialLink(parent context.Context, wg *sync.WaitGroup, ep, id string, onRecv func(frames [][]byte), onUp, onDown func()) *link {
+func dialLink(parent context.Context, wg *sync.WaitGroup, ep, id string, ls linkSecurity, onRecv func(frames [][]byte), onUp, onDown func()) *link {
 	ctx, cancel := context.WithCancel(parent)
-	l := &link{ep: ep, id: id, ctx: ctx, cancel: cancel, onRecv: onRecv, onUp: onUp, onDown: onDown, up: make(chan struct{})}
+	l := &link{ep: ep, id: id, lsec: ls, ctx: ctx, cancel: cancel, onRecv: onRecv, onUp: onUp, onDown: onDown, up: make(chan struct{})}
+	addr, key, keyed, err := SplitEndpoint(ep)
+	switch {
+	case err != nil:
+		l.noKey = err
+	case ls.keys != nil && !keyed:
+		l.noKey = fmt.Errorf("harmony: %s: no CURVE key for this endpoint, and this side has keys (no downgrade)", ep)
+	case ls.keys != nil:
+		// zmq4's handshake has no timeout and ignores the context: the
+		// guarded transports bound it (CURVE) and close the connection
+		// when the socket's context ends first (both), so Close never
+		// waits on a peer that accepted TCP and went silent.
+		l.sec = curve.NewClient(*ls.keys, key, curve.WithLogger(ls.log))
+		l.dialEP = zmtpguard.CurveEndpoint(addr)
+	default:
+		l.dialEP = zmtpguard.Endpoint(addr)
+	}
 	l.last.Store(time.Now().UnixNano())
 	wg.Add(1)
 	go func() {
@@ -56,14 +81,65 @@ func dialLink(parent context.Context, wg *sync.WaitGroup, ep, id string, onRecv 
 	return l
 }
 
-func (l *link) run() {
-	for l.ctx.Err() == nil {
-		sock := zmq4.NewDealer(l.ctx, zmq4.WithID(zmq4.SocketIdentity(l.id)),
-			zmq4.WithDialerRetry(100*time.Millisecond), zmq4.WithDialerMaxRetries(-1))
-		if err := sock.Dial(linkEndpoint(l.ep)); err != nil {
-			sock.Close()
-			return // only when ctx ends: retries are unlimited
+// refuse counts and logs a connection refused for its security.
+func (l *link) refuse(err error) {
+	if l.lsec.refused != nil {
+		l.lsec.refused.Add(1)
+	}
+	l.lsec.log.Warn().Err(err).Str("endpoint", l.ep).Msg("harmony: connection refused")
+}
+
+// refusal reports whether a failed Dial was a security refusal (another
+// mechanism, an ERROR from the server, a key that does not match) rather
+// than a connection lost during the handshake.
+func refusal(err error) bool {
+	for _, e := range []error{zmtpguard.ErrMechanism, curve.ErrRefused, curve.ErrAuth, curve.ErrMalformed, curve.ErrUnauthorized} {
+		if errors.Is(err, e) {
+			return true
 		}
+	}
+	return false
+}
+
+func (l *link) run() {
+	if l.noKey != nil {
+		l.refuse(l.noKey)
+		return // never connects: sends fail, the ventilator or collector recovers
+	}
+	backoff := 200 * time.Millisecond
+	for l.ctx.Err() == nil {
+		// One context per socket: cancelling it closes a connection whose
+		// handshake failed, which zmq4 leaves open.
+		sctx, scancel := context.WithCancel(l.ctx)
+		opts := []zmq4.Option{zmq4.WithID(zmq4.SocketIdentity(l.id)),
+			zmq4.WithDialerRetry(100 * time.Millisecond), zmq4.WithDialerMaxRetries(-1)}
+		if l.sec != nil {
+			opts = append(opts, zmq4.WithSecurity(l.sec))
+		}
+		sock := zmq4.NewDealer(sctx, opts...)
+		if err := sock.Dial(l.dialEP); err != nil {
+			sock.Close()
+			scancel()
+			if l.ctx.Err() != nil {
+				return
+			}
+			// Retries are unlimited, so only the ZMTP greeting or the
+			// security handshake fails: try again later, the server may
+			// get our key.
+			if refusal(err) {
+				l.refuse(err)
+			} else {
+				l.lsec.log.Debug().Err(err).Str("endpoint", l.ep).Msg("harmony: handshake failed; retrying")
+			}
+			select {
+			case <-l.ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 200 * time.Millisecond
 		l.mu.Lock()
 		l.sock = sock
 		close(l.up)
@@ -75,6 +151,7 @@ func (l *link) run() {
 			m, err := sock.Recv()
 			if l.ctx.Err() != nil {
 				sock.Close()
+				scancel()
 				return
 			}
 			if err != nil {
@@ -90,6 +167,7 @@ func (l *link) run() {
 		l.mu.Unlock()
 		l.sendMu.Lock() // no send is using the old socket
 		sock.Close()
+		scancel()
 		l.sendMu.Unlock()
 		l.redials.Add(1)
 		if l.onDown != nil {

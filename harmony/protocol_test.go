@@ -243,7 +243,7 @@ func TestLinkCloseDuringSilentHandshake(t *testing.T) {
 		}
 	}()
 	var wg sync.WaitGroup
-	l := dialLink(context.Background(), &wg, "tcp://"+ln.Addr().String(), "silent", func([][]byte) {}, nil, nil)
+	l := dialLink(context.Background(), &wg, "tcp://"+ln.Addr().String(), "silent", linkSecurity{}, func([][]byte) {}, nil, nil)
 	c := <-accepted
 	defer c.Close()
 	if err := l.send([]byte("x"), 100*time.Millisecond); err == nil {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/logmesh/logmesh/curve"
 )
 
 // RunConfig configures Run: one batch driven from this process.
@@ -31,7 +33,13 @@ type RunConfig struct {
 	// and once at the end.
 	Progress      func(Progress)
 	ProgressEvery time.Duration
-	Log           zerolog.Logger
+	// Keys and Authorize close the batch with CURVE: the collector admits
+	// the workers whose keys Authorize admits, and the ventilator dials
+	// the collector and the workers (whose endpoints carry their keys,
+	// "ep|key") with Keys. Nil Keys: NULL sockets.
+	Keys      *curve.KeyPair
+	Authorize curve.AuthorizeFunc
+	Log       zerolog.Logger
 }
 
 // Run runs one batch: a collector and a ventilator in this process, the
@@ -45,13 +53,14 @@ func Run(ctx context.Context, cfg RunConfig) (Report, error) {
 		id = NewBatchID()
 	}
 	c, err := NewCollector(CollectorConfig{Endpoint: cfg.CollectorEndpoint, AdvertiseHost: cfg.AdvertiseHost,
-		Batch: id, Job: cfg.Job, Out: cfg.Out, ResendTimeout: cfg.ResendTimeout, Log: cfg.Log})
+		Batch: id, Job: cfg.Job, Out: cfg.Out, ResendTimeout: cfg.ResendTimeout, Log: cfg.Log,
+		Keys: cfg.Keys, Authorize: cfg.Authorize})
 	if err != nil {
 		return Report{}, err
 	}
 	defer c.Close()
 	v, err := NewVentilator(VentilatorConfig{Batch: id, Job: cfg.Job, Tasks: cfg.Tasks, Collector: c.Endpoint(),
-		Workers: cfg.Workers, InFlight: cfg.InFlight, TaskTimeout: cfg.TaskTimeout, Log: cfg.Log})
+		Workers: cfg.Workers, InFlight: cfg.InFlight, TaskTimeout: cfg.TaskTimeout, Log: cfg.Log, Keys: cfg.Keys})
 	if err != nil {
 		return Report{}, err
 	}

@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
+
+	"github.com/logmesh/logmesh/curve"
 )
 
 // WorkerSource yields the task endpoints of the workers available now. The
@@ -53,6 +56,11 @@ type VentilatorConfig struct {
 	// Heartbeat is how often the ventilator repeats START to the collector,
 	// looks for new workers and checks timeouts (default 500 ms).
 	Heartbeat time.Duration
+	// Keys, when set, makes the ventilator speak CURVE to the collector
+	// and the workers, whose endpoints must then carry their public keys
+	// ("ep|key", see KeyedEndpoint); an endpoint without one is refused.
+	// Nil: NULL connections.
+	Keys *curve.KeyPair
 	// Log receives diagnostics (default: none).
 	Log zerolog.Logger
 }
@@ -72,6 +80,9 @@ type VentilatorStats struct {
 	InFlight   map[string]int `json:"in_flight"` // per worker endpoint
 	Started    time.Time      `json:"started"`
 	Finished   bool           `json:"finished"`
+	// Refused counts connections to workers or the collector refused for
+	// their security (keys or mechanisms that do not match).
+	Refused int64 `json:"refused"`
 }
 
 type taskStatus uint8
@@ -127,6 +138,7 @@ type Ventilator struct {
 	workers map[string]*workerConn
 	order   []*workerConn // workers sorted by endpoint
 	stats   VentilatorStats
+	refused atomic.Int64
 
 	closeOnce sync.Once
 }
@@ -159,10 +171,14 @@ func NewVentilator(cfg VentilatorConfig) (*Ventilator, error) {
 		workers: map[string]*workerConn{},
 	}
 	v.stats = VentilatorStats{Batch: cfg.Batch.String(), N: len(cfg.Tasks), Started: time.Now()}
-	v.coll = dialLink(ctx, &v.wg, cfg.Collector, v.id, v.onRecv(nil), v.onLink(nil, false), nil)
+	v.coll = dialLink(ctx, &v.wg, cfg.Collector, v.id, v.linkSec(), v.onRecv(nil), v.onLink(nil, false), nil)
 	v.wg.Add(1)
 	go v.loop()
 	return v, nil
+}
+
+func (v *Ventilator) linkSec() linkSecurity {
+	return linkSecurity{keys: v.cfg.Keys, refused: &v.refused, log: v.cfg.Log}
 }
 
 // Wait blocks until the collector reports the batch complete, or ctx ends.
@@ -180,6 +196,7 @@ func (v *Ventilator) Stats() VentilatorStats {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	s := v.stats
+	s.Refused = v.refused.Load()
 	s.Committed = int(v.acked)
 	s.InFlight = make(map[string]int, len(v.order))
 	for _, w := range v.order {
@@ -387,7 +404,7 @@ func (v *Ventilator) refreshWorkers() {
 		want[ep] = true
 		if v.workers[ep] == nil && v.ctx.Err() == nil {
 			w := &workerConn{ep: ep, inflight: map[uint32]struct{}{}, out: make(chan []byte, v.cfg.InFlight)}
-			w.link = dialLink(v.ctx, &v.wg, ep, v.id, v.onRecv(w), v.onLink(w, false), v.onLink(w, true))
+			w.link = dialLink(v.ctx, &v.wg, ep, v.id, v.linkSec(), v.onRecv(w), v.onLink(w, false), v.onLink(w, true))
 			v.workers[ep] = w
 			v.wg.Add(1)
 			go v.sender(w)

@@ -11,8 +11,10 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 	"github.com/google/uuid"
-	"github.com/logmesh/logmesh/internal/zmtpguard"
 	"github.com/rs/zerolog"
+
+	"github.com/logmesh/logmesh/curve"
+	"github.com/logmesh/logmesh/internal/zmtpguard"
 )
 
 // ErrClosed is returned by calls on a closed Worker, Ventilator or Collector.
@@ -38,6 +40,14 @@ type WorkerConfig struct {
 	// LinkIdle closes a connection to a collector unused for this long
 	// (default 1 min).
 	LinkIdle time.Duration
+	// Keys, when set, closes the task socket with CURVE (ventilators must
+	// prove a key Authorize admits; NULL ones are refused), and results go
+	// only to collectors whose endpoint carries a key Authorize admits
+	// ("ep|key"), over CURVE. Nil: NULL sockets.
+	Keys *curve.KeyPair
+	// Authorize admits a ventilator's or collector's public key (e.g. a
+	// curve.AllowList's Authorize). Required with Keys.
+	Authorize curve.AuthorizeFunc
 	// Log receives the worker's diagnostics (default: none).
 	Log zerolog.Logger
 }
@@ -69,6 +79,10 @@ type WorkerStats struct {
 	Failed    int64 `json:"failed"`    // tasks that could not be processed (bad spec)
 	Dropped   int64 `json:"dropped"`   // results dropped: no connection to their collector
 	Queued    int   `json:"queued"`    // tasks waiting now
+	// Refused counts connections refused for their security, both ways:
+	// ventilators with no CURVE or an unadmitted key, collectors whose
+	// key is missing, unadmitted or does not match.
+	Refused int64 `json:"refused"`
 }
 
 // Worker processes tasks from any number of ventilators and sends each
@@ -91,6 +105,10 @@ type Worker struct {
 
 	tasksN, lines, bad, malformed, failed, dropped atomic.Int64
 	closeOnce                                      sync.Once
+
+	sec     *curve.Security // nil: an open task socket
+	guard   zmtpguard.Counters
+	refused atomic.Int64 // by the worker's links to collectors
 }
 
 type inbound struct {
@@ -101,15 +119,20 @@ type inbound struct {
 // NewWorker binds the worker's task socket and starts serving.
 func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	cfg.defaults()
-	ctx, cancel := context.WithCancel(context.Background())
+	sec, err := serverSecurity(cfg.Keys, cfg.Authorize, cfg.Log)
+	if err != nil {
+		return nil, fmt.Errorf("harmony: worker: %w", err)
+	}
 	w := &Worker{
-		cfg: cfg, ctx: ctx, cancel: cancel,
+		cfg: cfg, sec: sec,
 		tasks: make(chan inbound, cfg.QueueLen),
 		jobs:  map[string]Job{},
 		links: map[string]*link{},
 	}
-	w.router = zmq4.NewRouter(ctx, zmq4.WithID(zmq4.SocketIdentity(uuid.New().String())), zmq4.WithLogger(zmqLogger(cfg.Log)))
-	if err := w.router.Listen(zmtpguard.Endpoint(cfg.Endpoint)); err != nil {
+	ctx, cancel := context.WithCancel(zmtpguard.WithCounters(cfg.Log.WithContext(context.Background()), &w.guard))
+	w.ctx, w.cancel = ctx, cancel
+	w.router = newRouter(ctx, sec, cfg.Log)
+	if err := w.router.Listen(zmtpguard.ListenEndpoint(cfg.Endpoint, sec != nil)); err != nil {
 		cancel()
 		w.router.Close()
 		return nil, fmt.Errorf("harmony: worker listen %s: %w", cfg.Endpoint, err)
@@ -133,7 +156,7 @@ func (w *Worker) Stats() WorkerStats {
 	return WorkerStats{
 		Tasks: w.tasksN.Load(), Lines: w.lines.Load(), Bad: w.bad.Load(),
 		Malformed: w.malformed.Load(), Failed: w.failed.Load(), Dropped: w.dropped.Load(),
-		Queued: len(w.tasks),
+		Queued: len(w.tasks), Refused: w.refused.Load() + serverRefused(w.sec, w.guard.Mechanism()),
 	}
 }
 
@@ -268,11 +291,35 @@ func (w *Worker) sendResult(ep string, frame []byte) error {
 			w.linksMu.Unlock()
 			return ErrClosed
 		}
-		l = dialLink(w.ctx, &w.wg, ep, "w-"+uuid.NewString(), nil, nil, nil)
+		if err := w.admitCollector(ep); err != nil {
+			w.linksMu.Unlock()
+			w.refused.Add(1)
+			w.cfg.Log.Warn().Err(err).Msg("harmony worker: collector refused")
+			return err
+		}
+		l = dialLink(w.ctx, &w.wg, ep, "w-"+uuid.NewString(),
+			linkSecurity{keys: w.cfg.Keys, refused: &w.refused, log: w.cfg.Log}, nil, nil, nil)
 		w.links[ep] = l
 	}
 	w.linksMu.Unlock()
 	return l.send(frame, w.cfg.DialWait)
+}
+
+// admitCollector checks, on a keyed worker, that a task's collector
+// endpoint carries a key Authorize admits: a task may name any collector,
+// and results must not go to one outside the allow-list.
+func (w *Worker) admitCollector(ep string) error {
+	if w.cfg.Keys == nil {
+		return nil
+	}
+	_, key, keyed, err := SplitEndpoint(ep)
+	if err != nil {
+		return err
+	}
+	if !keyed {
+		return fmt.Errorf("harmony: collector %s has no CURVE key (no downgrade)", ep)
+	}
+	return w.cfg.Authorize(key, nil)
 }
 
 // janitor closes collector connections that have been idle for LinkIdle.

@@ -205,3 +205,54 @@ func TestCaptureIndexDamage(t *testing.T) {
 		t.Fatalf("after the file was emptied: %d events %v", len(got), eventLines(got))
 	}
 }
+
+// TestReceiveTimesIncreaseAcrossRestart: a restarted hub stamps after the
+// last receive time in its capture indexes, even when the clock is behind
+// it (here, an index from an hour ahead).
+func TestReceiveTimesIncreaseAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := func(c *HubConfig) { c.Capture = CaptureConfig{Dir: dir} }
+	h := startHub(t, cfg)
+	if err := h.Ingest("api", []byte(`{"message":"one"}`)); err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	ahead := time.Now().Add(time.Hour).UnixNano()
+	idx := filepath.Join(dir, ".api.log.idx")
+	b := appendIdxRecord([]byte(idxMagic), idxRecord{off: 0, n: int64(len(`{"message":"one"}`) + 1), count: 1, recv: ahead, service: "api"})
+	if err := os.WriteFile(idx, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h = startHub(t, cfg)
+	if err := h.Ingest("api", []byte(`{"message":"two"}`)); err != nil {
+		t.Fatal(err)
+	}
+	got := queryHistory(t, h, time.Unix(0, ahead), Filter{})
+	if len(got) != 2 || !strings.Contains(string(got[1].Line), "two") || got[1].Received.UnixNano() <= ahead {
+		t.Fatalf("history since the index's last time: %v", eventLines(got))
+	}
+}
+
+// TestTornLastLineIsCut: a capture file ending in a partial line (a hub
+// killed mid-write) is cut back before the next write, so history has the
+// whole lines and the new event, not a line glued onto a fragment.
+func TestTornLastLineIsCut(t *testing.T) {
+	dir := t.TempDir()
+	whole := `{"level":"info","message":"whole"}` + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "api.log"), []byte(whole+`{"level":"info","mess`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := startHub(t, func(c *HubConfig) { c.RingEvents, c.Capture = 0, CaptureConfig{Dir: dir} })
+	if err := h.Ingest("api", []byte(`{"level":"info","message":"next"}`)); err != nil {
+		t.Fatal(err)
+	}
+	got := queryHistory(t, h, time.Now().Add(-time.Minute), Filter{})
+	want := []string{`{"level":"info","message":"next"}` + "\n"}
+	if !slices.Equal(eventLines(got), want) {
+		t.Fatalf("history: %q, want %q", eventLines(got), want)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "api.log"))
+	if string(b) != whole+want[0] {
+		t.Fatalf("capture file: %q", b)
+	}
+}

@@ -23,7 +23,9 @@ type CaptureConfig struct {
 	// Dir holds the capture files; empty disables capture.
 	Dir string
 	// Shared, if set, captures every service into one file <Shared>.log
-	// instead of one file per service (<service>.log).
+	// instead of one file per service (<service>.log). The lines stay
+	// zerolog's; the service of each is kept in the file's index (see
+	// capindex.go), so history is still filtered by service.
 	Shared string
 	// MaxSize rotates a file before it grows beyond this many bytes.
 	// Default 100 MiB.
@@ -63,6 +65,8 @@ type capture struct {
 	pending map[string]bool
 	pmu     sync.Mutex
 	wg      sync.WaitGroup
+
+	seqs seqIndex // which (source, seq) the last lines of each file are
 }
 
 func newCapture(cfg CaptureConfig, log zerolog.Logger) (*capture, error) {
@@ -104,11 +108,45 @@ func (c *capture) file(key string) *capFile {
 		MaxSize: 1 << 30,
 	}}
 	if fi, err := os.Stat(name); err == nil {
-		f.size = fi.Size()
+		f.size = c.cutTornTail(name, fi.Size())
 	}
 	c.openIndex(f)
 	c.files[key] = f
 	return f
+}
+
+// cutTornTail removes a partial last line (a hub killed mid-write) from a
+// capture file about to be appended to, so that the next event does not
+// glue onto it; the partial line was never acknowledged, its writer sends
+// it again. It returns the file's size.
+func (c *capture) cutTornTail(name string, size int64) int64 {
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		return size
+	}
+	defer f.Close()
+	var buf [64 << 10]byte
+	end := size
+	for end > 0 {
+		n := min(end, int64(len(buf)))
+		if _, err := f.ReadAt(buf[:n], end-n); err != nil {
+			return size
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			end = end - n + int64(i) + 1
+			break
+		}
+		end -= n
+	}
+	if end == size {
+		return size
+	}
+	if err := f.Truncate(end); err != nil {
+		c.log.Error().Err(err).Str("file", name).Msg("cannot cut a partial last line")
+		return size
+	}
+	c.log.Warn().Str("file", name).Int64("bytes", size-end).Msg("cut a partial last line left by an interrupted write")
+	return end
 }
 
 // openIndex opens the index of f's current file; without one its lines

@@ -25,6 +25,12 @@ type SubscribeOptions struct {
 	// Follow keeps streaming live events; without it the stream ends
 	// (io.EOF) after the history.
 	Follow bool
+	// Resume, instead of Since, asks for the hub's ring events after the
+	// After cursors (every source without a cursor from its start), then
+	// the hub's last sequence of each source (Stream.Sources); Next returns
+	// ErrHistoryEnd once in between. See resume.go.
+	Resume bool
+	After  []SourceSeq
 }
 
 // Stream receives events from one hub's PubEndpoint.
@@ -39,6 +45,8 @@ type Stream struct {
 	hubDropped  uint64
 	closeOnce   sync.Once
 	follow      bool
+	resume      bool
+	sources     []SourceSeq
 }
 
 // Subscribe connects to a hub's publish endpoint and sends the filter; the
@@ -51,8 +59,8 @@ func Subscribe(ctx context.Context, endpoint string, opts SubscribeOptions) (*St
 	if err != nil {
 		return nil, err
 	}
-	req := subscribeReq{Follow: opts.Follow, Filter: opts.Filter}
-	if !opts.Since.IsZero() {
+	req := subscribeReq{Follow: opts.Follow, Filter: opts.Filter, Resume: opts.Resume, After: opts.After}
+	if !opts.Since.IsZero() && !opts.Resume {
 		req.Since = opts.Since.UnixNano()
 	}
 	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
@@ -61,8 +69,8 @@ func Subscribe(ctx context.Context, endpoint string, opts SubscribeOptions) (*St
 		return nil, fmt.Errorf("logpub: subscribe to %s: %w", endpoint, err)
 	}
 	c.SetWriteDeadline(time.Time{})
-	s := &Stream{endpoint: endpoint, conn: c, follow: opts.Follow}
-	if opts.Follow && opts.Since.IsZero() {
+	s := &Stream{endpoint: endpoint, conn: c, follow: opts.Follow, resume: opts.Resume}
+	if opts.Follow && opts.Since.IsZero() && !opts.Resume {
 		// A live-only stream starts when the hub registers it, which it
 		// marks with the END of its (empty) history: wait for it, so that
 		// every event accepted after Subscribe returns is in the stream.
@@ -131,6 +139,19 @@ func (s *Stream) Next() (Event, error) {
 			if !s.follow {
 				return Event{}, io.EOF
 			}
+			if s.resume {
+				return Event{}, ErrHistoryEnd
+			}
+		case frameSources:
+			if !s.resume {
+				return Event{}, fmt.Errorf("logpub: stream from %s: %w", s.endpoint, frameErr("SOURCES on a stream without resume"))
+			}
+			if s.sources, err = decodeSources(body, s.sources); err != nil {
+				return Event{}, fmt.Errorf("logpub: stream from %s: %w", s.endpoint, err)
+			}
+			if len(s.sources) > MaxCursors {
+				return Event{}, fmt.Errorf("logpub: stream from %s: %w", s.endpoint, frameErr("more than %d sources", MaxCursors))
+			}
 		default:
 			return Event{}, fmt.Errorf("logpub: stream from %s: %w", s.endpoint, frameErr("unexpected frame type %d", typ))
 		}
@@ -188,3 +209,16 @@ func (g *GapDetector) Check(e *Event) uint64 {
 	}
 	return 0
 }
+
+// ErrHistoryEnd is returned once by Next on a Resume stream when the hub
+// has sent the history and its sources report (Sources); the stream goes on
+// with live events when it follows.
+var ErrHistoryEnd = errors.New("logpub: end of resumed history")
+
+// Sources returns the hub's last accepted sequence of each source, as
+// reported on a Resume stream; complete once Next returned ErrHistoryEnd.
+func (s *Stream) Sources() []SourceSeq { return s.sources }
+
+// Buffered returns how many received events Next will return without
+// reading from the connection (a batch boundary for callers that batch).
+func (s *Stream) Buffered() int { return len(s.pending) }

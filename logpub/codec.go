@@ -332,6 +332,7 @@ func decodeAck(body []byte) (uint64, error) {
 const (
 	subFollow byte = 1 << 0 // keep streaming live events after the history
 	subLevel  byte = 1 << 1 // the level filter is on (Filter.levelOn)
+	subResume byte = 1 << 2 // resume by sequence: cursors follow (codec_resume.go)
 )
 
 // subscribeReq is the first frame of a subscriber connection.
@@ -339,6 +340,10 @@ type subscribeReq struct {
 	Follow bool
 	Filter Filter
 	Since  int64 // unix nanoseconds; 0 = no history
+	// Resume asks for the ring's events after the After cursors, then a
+	// SOURCES report, then END (see resume.go).
+	Resume bool
+	After  []SourceSeq
 }
 
 func appendStrList(b []byte, l []string) []byte {
@@ -380,6 +385,9 @@ func appendSubscribe(b []byte, s subscribeReq) []byte {
 	if s.Follow {
 		flags |= subFollow
 	}
+	if s.Resume {
+		flags |= subResume
+	}
 	var lvl int8
 	if s.Filter.levelOn() {
 		flags |= subLevel
@@ -389,6 +397,9 @@ func appendSubscribe(b []byte, s subscribeReq) []byte {
 	b = appendU64(b, uint64(s.Since))
 	b = appendStrList(b, s.Filter.Services)
 	b = appendStrList(b, s.Filter.Nodes)
+	if s.Resume {
+		b = appendCursors(b, s.After)
+	}
 	return finishFrame(b, st)
 }
 
@@ -402,10 +413,14 @@ func decodeSubscribe(body []byte) (subscribeReq, error) {
 	since := int64(r.u64("since"))
 	services := r.strList("services")
 	nodes := r.strList("nodes")
+	var after []SourceSeq
+	if flags&subResume != 0 {
+		after = r.cursors()
+	}
 	if err := r.done("subscribe"); err != nil {
 		return subscribeReq{}, err
 	}
-	if flags&^(subFollow|subLevel) != 0 {
+	if flags&^(subFollow|subLevel|subResume) != 0 {
 		return subscribeReq{}, frameErr("subscribe: unknown flags %#x", flags)
 	}
 	levelOn := flags&subLevel != 0
@@ -416,6 +431,8 @@ func decodeSubscribe(body []byte) (subscribeReq, error) {
 		Follow: flags&subFollow != 0,
 		Since:  since,
 		Filter: Filter{MinLevel: zerolog.Level(lvl), LevelSet: levelOn, Services: services, Nodes: nodes},
+		Resume: flags&subResume != 0,
+		After:  after,
 	}, nil
 }
 

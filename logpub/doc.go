@@ -57,6 +57,20 @@
 // second by default). Hub.Subscribe is the in-process equivalent for the
 // dashboard.
 //
-// The wire format is described in codec.go; every decoder has a fuzz
+// Collector (collect.go) is logd's collection from the mesh, broker-less:
+// it subscribes to other hubs with a sequence-based resume (resume.go:
+// "the ring's events after these (source, seq) cursors, then your last
+// sequence of each source"), captures their events per origin and service
+// with the same capture machinery (lines byte-identical, the origin's
+// envelope in a journal beside them), persists its cursors, drops repeats
+// by sequence and counts every gap it cannot fill. Collected events are
+// not published again, so they neither loop between collectors nor reach
+// logtail twice.
+//
+//	c, _ := logpub.NewCollector(logpub.CollectorConfig{Self: me, Dir: "/var/lib/logd/capture"})
+//	defer c.Close()
+//	c.SetPeers(peers) // each time the mesh changes
+//
+// The wire format is described in codec.go (resume: codec_resume.go); every decoder has a fuzz
 // target.
 package logpub

@@ -182,6 +182,7 @@ func (h *Hub) Start(ctx context.Context) error {
 			return err
 		}
 		h.capt = c
+		h.stamp = c.lastRecv() // receive times keep increasing across restarts
 	}
 	if h.cfg.WriterEndpoint != "" {
 		l, ep, err := listen(h.cfg.WriterEndpoint)
@@ -400,6 +401,7 @@ func (h *Hub) acceptLocked(src *source, evs []Event, run []byte) error {
 			return fmt.Errorf("%w: %w", ErrCapture, err)
 		}
 		h.captured.Add(uint64(len(evs)))
+		h.capt.seqs.add(h.capt.keyFor(src.service), src.service, src.id, evs) // resume_index.go
 	}
 	h.received.Add(uint64(len(evs)))
 	for i := range evs {

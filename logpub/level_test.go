@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -192,5 +193,59 @@ func TestFilterLevelsAndNodes(t *testing.T) {
 		if f := (Filter{Nodes: []string{n}}); f.matchNode(id, "web-1") {
 			t.Errorf("node %q matches", n)
 		}
+	}
+}
+
+// TestServiceAndNodeFilterAtSource: service and node filters, like the
+// level filter, let nothing else cross the wire, live or from history (a
+// shared capture file, with and without the ring).
+func TestServiceAndNodeFilterAtSource(t *testing.T) {
+	for _, ring := range []int{1000, 0} {
+		h := startHub(t, func(c *HubConfig) {
+			c.NodeName = "n1"
+			c.RingEvents = ring
+			c.Capture = CaptureConfig{Dir: t.TempDir(), Shared: "all"}
+		})
+		filters := map[string]Filter{
+			"db":           {Services: []string{"db"}},
+			"node by name": {Nodes: []string{"n1"}, Services: []string{"db"}},
+			"other node":   {Nodes: []string{"n2", uuid.NewString()}},
+		}
+		want := map[string][]string{"db": {"db-0", "db-1", "db-2"}, "node by name": {"db-0", "db-1", "db-2"}, "other node": nil}
+		live := map[string]*wireSub{}
+		for name, f := range filters {
+			live[name] = dialWire(t, h.PubEndpoint(), subscribeReq{Follow: true, Filter: f})
+			if _, end := live[name].frame(); !end {
+				t.Fatal("live stream does not start with END")
+			}
+		}
+		for i := 0; i < 3; i++ {
+			for _, svc := range []string{"api", "db"} {
+				if err := h.Ingest(svc, []byte(`{"level":"info","message":"`+svc+"-"+strconv.Itoa(i)+`"}`)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		// A last event that every filter above passes, or none, marks the
+		// end of the live part.
+		h.Ingest("db", []byte(`{"level":"info","message":"marker"}`))
+		for name, f := range filters {
+			q := dialWire(t, h.PubEndpoint(), subscribeReq{Since: time.Now().Add(-time.Hour).UnixNano(), Filter: f})
+			hist := eventMessages(q.untilEnd())
+			if w := want[name]; w != nil {
+				w = append(slices.Clone(w), "marker")
+				if got := eventMessages(live[name].until("marker")); !slices.Equal(got, w) {
+					t.Errorf("ring %d, live, %s: got %v, want %v", ring, name, got, w)
+				}
+				if !slices.Equal(hist, w) {
+					t.Errorf("ring %d, history, %s: got %v, want %v", ring, name, hist, w)
+				}
+			} else if len(hist) != 0 {
+				t.Errorf("ring %d, history, %s: got %v, want nothing", ring, name, hist)
+			}
+		}
+		// The two matching live streams, 4 events each, and nothing more
+		// (the count follows the write the client has already read).
+		waitFor(t, "8 live events delivered", func() bool { return h.Stats().Delivered == 8 })
 	}
 }

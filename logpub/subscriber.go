@@ -42,6 +42,7 @@ type hubSub struct {
 	history []qent
 	files   []fileSnap
 	since   time.Time
+	resume  *resumeState // sequence-based resume (resume.go), or nil
 
 	onExit   func() // called when the sender has stopped
 	wake     chan struct{}
@@ -77,7 +78,9 @@ func (h *Hub) subscribe(req subscribeReq, out subOut, onExit func()) (*hubSub, e
 		return nil, ErrTooManySubscribers
 	}
 	h.active++
-	if req.Since != 0 && s.nodeMatch {
+	if req.Resume {
+		s.resumeSnapshotLocked(req.After)
+	} else if req.Since != 0 && s.nodeMatch {
 		s.since = time.Unix(0, req.Since)
 		s.snapshotLocked()
 	}
@@ -256,6 +259,9 @@ func (s *hubSub) sendHistory() bool {
 			return false
 		}
 	}
+	if s.resume != nil && s.sendFiles() != nil {
+		return false
+	}
 	for len(s.history) > 0 {
 		n := min(len(s.history), 4096)
 		if err := s.out.send(s.history[:n]); err != nil {
@@ -264,6 +270,9 @@ func (s *hubSub) sendHistory() bool {
 		s.history = s.history[n:]
 	}
 	s.history = nil
+	if s.resume != nil && s.sendSources() != nil {
+		return false
+	}
 	s.mu.Lock()
 	d := s.dropped
 	s.mu.Unlock()

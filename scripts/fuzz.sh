@@ -30,7 +30,9 @@ while IFS= read -r line; do
 			exit 1
 		fi
 	else
-		tail -n 2 "$log"
+		# The coordinator's last progress line: executions and corpus size.
+		grep -E '^fuzz: elapsed' "$log" | tail -n 1 || true
+		tail -n 1 "$log"
 	fi
 	n=$((n + 1))
 done < <(grep -rHE '^func Fuzz[A-Za-z0-9_]*\(f \*testing\.F\)' --include='*_test.go' . | sort)

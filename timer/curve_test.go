@@ -131,3 +131,42 @@ func TestCurveRefusals(t *testing.T) {
 		})
 	}
 }
+
+// A keyed client reconnects by itself to a keyed service restarted on the
+// same endpoint, with a fresh CURVE handshake.
+func TestCurveClientSurvivesServiceRestart(t *testing.T) {
+	t.Parallel()
+	k := genKeyPairs(t, 2)
+	srv, cli := k[0], k[1]
+	cfg := DefaultConfig()
+	cfg.Keys, cfg.Authorize = &srv, curve.NewAllowList(cli.Public).Authorize
+	s1, err := NewService(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s1.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c := keyedClient(t, s1.Endpoint(), &cli, srv.Public)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := c.Ticks(ctx, 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recvTick(t, ch, 5*time.Second)
+	if err := s1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Endpoint = s1.Endpoint()
+	s2 := startService(t, cfg)
+	down := time.Now()
+	for {
+		if tk := recvTick(t, ch, 10*time.Second); tk.At.After(down) {
+			break
+		}
+	}
+	if n := s2.Snapshot().Refused; n != 0 || c.Err() != nil {
+		t.Fatalf("after the restart: refused %d, client error %v", n, c.Err())
+	}
+}

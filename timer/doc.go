@@ -16,6 +16,15 @@
 // Schedules are replicated over the mesh (last writer wins) and persisted
 // in <DataDir>/timer.json.
 //
+// CURVE: a Service with Config.Keys and Authorize closes its socket with
+// CURVE (package curve): a client needs ClientConfig.Keys and the service's
+// public key (ServerKey: Snapshot.PublicKey, or the node's X-PUBLICKEY
+// mesh header). A NULL client, an unadmitted key or a key mismatch is
+// refused on both sides (no downgrade), counted in Snapshot.Refused and
+// Client.Refused; a refused Client stops and Err wraps ErrRefused. The
+// socket listens through internal/zmtpguard in both cases, so a stalled
+// peer never holds the accept loop.
+//
 // Main types: Service (runs inside logd; a ROUTER socket clients dial),
 // Client (Ticks, Watch, Schedule, Cancel, List), Spec, Tick, Fire, and the
 // helpers TickTime, NextAligned and Every for in-process aligned work.

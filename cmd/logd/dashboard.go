@@ -70,6 +70,9 @@ func startDashboard(ctx context.Context, d *daemon) (func(), error) {
 		stopCluster()
 		return nil, err
 	}
+	if err := srv.Registry().Register(collectMetrics{}); err != nil { // collect.go
+		d.log.Warn().Err(err).Msg("collector metrics not exported")
+	}
 	if err := srv.Start(ctx); err != nil {
 		srv.Close()
 		stopCluster()
@@ -110,7 +113,7 @@ func (s hubSource) Subscribe(f dashboard.Filter, deliver func(*dashboard.Event))
 	var lf logpub.Filter
 	if f.Level != "" {
 		if lvl, err := zerolog.ParseLevel(f.Level); err == nil {
-			lf.MinLevel = lvl
+			lf = lf.AtLeast(lvl) // explicit: "debug" must not pass trace
 		}
 	}
 	if f.Service != "" {

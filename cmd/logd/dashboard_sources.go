@@ -119,7 +119,7 @@ func (tt dashTicks) SubscribeTicks(period time.Duration, deliver func(dashboard.
 
 // follow delivers the service's ticks until ctx ends or the client fails.
 func (tt dashTicks) follow(ctx context.Context, ep string, period time.Duration, deliver func(dashboard.Tick)) {
-	c, err := timer.NewClient(timer.ClientConfig{Endpoint: ep, Logger: tt.d.log.With().Str("room", "dashboard").Logger()})
+	c, err := timer.NewClient(tt.d.timerClientConfig(ep, tt.d.log.With().Str("room", "dashboard").Logger()))
 	if err != nil {
 		return
 	}

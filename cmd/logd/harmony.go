@@ -12,12 +12,14 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/term"
 
+	"github.com/logmesh/logmesh/curve"
 	"github.com/logmesh/logmesh/harmony"
 	"github.com/logmesh/logmesh/mesh"
 )
@@ -45,8 +47,10 @@ func harmonyFlags(fs *flag.FlagSet) {
 
 // harmonyWorkersReply is the admin API's answer to GET /harmony/workers.
 type harmonyWorkersReply struct {
-	Workers []string `json:"workers"` // task endpoints, this logd's own included
-	Host    string   `json:"host"`    // the host peers reach this logd at
+	// Workers are the task endpoints, this logd's own included; on a mesh
+	// closed with CURVE, with their keys ("ep|key").
+	Workers []string `json:"workers"`
+	Host    string   `json:"host"` // the host peers reach this logd at
 }
 
 func startHarmony(_ context.Context, d *daemon) (func(), error) {
@@ -62,11 +66,17 @@ func startHarmony(_ context.Context, d *daemon) (func(), error) {
 	var w *harmony.Worker
 	if harmonyOpts.enabled {
 		var err error
-		w, err = harmony.NewWorker(harmony.WorkerConfig{
+		wcfg := harmony.WorkerConfig{
 			Endpoint:    "tcp://" + harmonyOpts.bind,
 			Concurrency: harmonyOpts.concurrency,
 			Log:         d.log.With().Str("room", "harmony").Logger(),
-		})
+		}
+		if d.curve != nil {
+			// --keys: only admitted nodes' ventilators reach the task
+			// socket, and results go only to admitted collectors.
+			wcfg.Keys, wcfg.Authorize = &d.curve.Keys, d.curve.Authorize
+		}
+		w, err = harmony.NewWorker(wcfg)
 		if err != nil {
 			return nil, err
 		}
@@ -75,7 +85,13 @@ func startHarmony(_ context.Context, d *daemon) (func(), error) {
 			w.Close()
 			return nil, err
 		}
-		self = func() string { return mesh.ResolveEndpoint(w.Endpoint(), d.node.Endpoint()) }
+		self = func() string {
+			ep := mesh.ResolveEndpoint(w.Endpoint(), d.node.Endpoint())
+			if d.curve != nil {
+				ep = harmony.KeyedEndpoint(ep, d.curve.Keys.Public)
+			}
+			return ep
+		}
 		d.admin.HandleFunc("GET /harmony/stats", func(rw http.ResponseWriter, _ *http.Request) {
 			writeJSON(rw, w.Stats())
 		})
@@ -84,6 +100,9 @@ func startHarmony(_ context.Context, d *daemon) (func(), error) {
 	harmonyBatches.register(d.admin)
 	d.admin.HandleFunc("GET /harmony/workers", func(rw http.ResponseWriter, _ *http.Request) {
 		src := harmony.MeshWorkers{Dir: d.node}
+		if d.curve != nil {
+			src.Authorize = d.curve.Authorize // endpoints carry the workers' keys
+		}
 		if self != nil {
 			src.Self = self()
 		}
@@ -111,6 +130,7 @@ type reprocessFlags struct {
 	taskTimeout time.Duration
 	progress    string
 	showBad     int
+	keys        string
 }
 
 func runReprocess(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -128,7 +148,8 @@ func runReprocess(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.StringVar(&f.countBy, "count-by", "", "count lines per key tuple, e.g. level,service,minute (NDJSON table)")
 	fs.StringVar(&f.convert, "convert", "", "rewrite every line: logfmt, or logfmt with a field list (logfmt time,level,message)")
 	fs.StringVar(&f.out, "out", "-", "output file (written atomically), - for stdout")
-	fs.Var(&f.workers, "workers", "worker task endpoints tcp://host:port (default: the mesh's, asked from the local logd)")
+	fs.Var(&f.workers, "workers", "worker task endpoints tcp://host:port, or tcp://host:port|KEY with --keys (default: the mesh's, asked from the local logd)")
+	fs.StringVar(&f.keys, "keys", "", "key directory of the local logd (its --keys): on a mesh closed with CURVE, the batch's sockets use its keys")
 	fs.IntVar(&f.local, "local", 0, "run this many workers in this process instead of the mesh's")
 	fs.StringVar(&f.advertise, "advertise", "", "host workers reach this process at (default: the local logd's mesh host)")
 	fs.IntVar(&f.chunkLines, "chunk-lines", 2000, "lines per task")
@@ -190,9 +211,17 @@ func runReprocess(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
+	var keys *harmonyKeys
+	if f.keys != "" {
+		kp, allow, err := curve.LoadKeyDir(f.keys)
+		if err != nil {
+			return fmt.Errorf("--keys: %w", err)
+		}
+		keys = &harmonyKeys{pair: kp, allow: allow}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	workers, host, stopWorkers, err := reprocessWorkers(ctx, f, stderr)
+	workers, host, stopWorkers, err := reprocessWorkers(ctx, f, keys, stderr)
 	if err != nil {
 		return err
 	}
@@ -206,6 +235,9 @@ func runReprocess(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	id := harmony.NewBatchID()
 	cfg := harmony.RunConfig{Batch: id, Job: job, Tasks: tasks, Out: out, Workers: workers,
 		CollectorEndpoint: "tcp://127.0.0.1:0", TaskTimeout: f.taskTimeout}
+	if keys != nil {
+		cfg.Keys, cfg.Authorize = &keys.pair, keys.allow.Authorize
+	}
 	if host != "" && host != "127.0.0.1" {
 		cfg.CollectorEndpoint, cfg.AdvertiseHost = "tcp://0.0.0.0:0", host
 	}
@@ -235,7 +267,7 @@ func runReprocess(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // the collector at: the --workers list, --local workers in this process,
 // or the mesh's workers as the local logd sees them (asked again every
 // 2 s, so workers that leave or join are noticed).
-func reprocessWorkers(ctx context.Context, f reprocessFlags, stderr io.Writer) (harmony.WorkerSource, string, func(), error) {
+func reprocessWorkers(ctx context.Context, f reprocessFlags, keys *harmonyKeys, stderr io.Writer) (harmony.WorkerSource, string, func(), error) {
 	host := f.advertise
 	if len(f.workers) > 0 {
 		if host == "" {
@@ -247,6 +279,14 @@ func reprocessWorkers(ctx context.Context, f reprocessFlags, stderr io.Writer) (
 		admin := newAdminClient(f.dataDir)
 		var r harmonyWorkersReply
 		err := admin.do(ctx, http.MethodGet, "/harmony/workers", nil, &r)
+		keyed := func(ep string) bool { return strings.Contains(ep, "|") }
+		if err == nil && keys == nil && slices.ContainsFunc(r.Workers, keyed) {
+			return nil, "", nil, errors.New("the mesh's Harmony workers are closed with CURVE: give --keys DIR (the logd's key directory)")
+		}
+		if err == nil && keys != nil && len(r.Workers) > 0 && !slices.ContainsFunc(r.Workers, keyed) {
+			// No downgrade: a keyed batch never talks to open workers.
+			return nil, "", nil, errors.New("the mesh's Harmony workers are open (the local logd runs without --keys): run without --keys")
+		}
 		if err == nil && len(r.Workers) > 0 {
 			if host == "" {
 				host = r.Host
@@ -270,15 +310,30 @@ func reprocessWorkers(ctx context.Context, f reprocessFlags, stderr io.Writer) (
 	}
 	var eps harmony.StaticWorkers
 	for range f.local {
-		w, err := harmony.NewWorker(harmony.WorkerConfig{})
+		var wcfg harmony.WorkerConfig
+		if keys != nil {
+			wcfg.Keys, wcfg.Authorize = &keys.pair, keys.allow.Authorize
+		}
+		w, err := harmony.NewWorker(wcfg)
 		if err != nil {
 			stop()
 			return nil, "", nil, err
 		}
 		ws = append(ws, w)
-		eps = append(eps, w.Endpoint())
+		ep := w.Endpoint()
+		if keys != nil {
+			ep = harmony.KeyedEndpoint(ep, keys.pair.Public)
+		}
+		eps = append(eps, ep)
 	}
 	return eps, "127.0.0.1", stop, nil
+}
+
+// harmonyKeys are `logd reprocess --keys`: the node's key pair and the
+// keys it admits.
+type harmonyKeys struct {
+	pair  curve.KeyPair
+	allow *curve.AllowList
 }
 
 // polledWorkers is a WorkerSource kept fresh from the local logd's admin

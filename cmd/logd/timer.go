@@ -16,6 +16,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/logmesh/logmesh/curve"
 	"github.com/logmesh/logmesh/timer"
 )
@@ -82,6 +84,18 @@ func startTimer(ctx context.Context, d *daemon) (func(), error) {
 			d.log.Error().Err(err).Msg("timer: close")
 		}
 	}, nil
+}
+
+// timerClientConfig is the config of a client of this logd's own timer
+// service at ep, logging to log: with --keys, the client speaks CURVE with
+// the node's key pair, which the service (closed with the same keys)
+// expects and admits.
+func (d *daemon) timerClientConfig(ep string, log zerolog.Logger) timer.ClientConfig {
+	cfg := timer.ClientConfig{Endpoint: ep, Logger: log}
+	if d.curve != nil {
+		cfg.Keys, cfg.ServerKey = &d.curve.Keys, d.curve.Keys.Public
+	}
+	return cfg
 }
 
 const timerUsage = `Usage:
@@ -299,6 +313,10 @@ func timerWatch(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	ccfg := timer.ClientConfig{Endpoint: snap.Endpoint}
+	if snap.PublicKey == "" && *keys != "" {
+		// No downgrade: keys were asked for, the service has none.
+		return errors.New("logd timer watch: the timer service is open (the local logd runs without --keys): run without --keys")
+	}
 	if snap.PublicKey != "" {
 		// The service is closed with the node's keys: dial it with the
 		// same key directory, expecting the key the service reports.

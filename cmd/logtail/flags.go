@@ -85,7 +85,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	fs.SetOutput(stderr)
 	fs.BoolVar(&o.follow, "f", false, "short for --follow (default false)")
 	fs.BoolVar(&o.follow, "follow", false, "keep printing live events until interrupted, reconnecting to logds that restart (default false)")
-	fs.DurationVar(&o.since, "since", 0, "first print the history of this last duration, e.g. 10m (default 10m without --follow, none with it)")
+	fs.DurationVar(&o.since, "since", 0, "first print the history of this last duration, e.g. 10m, by the logds' receive times, exact to the nanosecond (default 10m without --follow, none with it)")
 	fs.StringVar(&o.level, "level", "", "only this level and above: trace, debug, info, warn, error, fatal, panic; events without a level (zerolog's Log()) show only without --level (default all, with a level or none)")
 	fs.Var(&o.services, "service", "only these services (comma-separated or repeated; default all)")
 	fs.Var(&o.nodes, "node", "only these nodes, by name, UUID or the UUID's first 8+ hex digits as printed (comma-separated or repeated; default all)")

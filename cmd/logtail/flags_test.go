@@ -84,41 +84,43 @@ func TestLogtailFlagEdgeCases(t *testing.T) {
 	connect := strings.Join(pubs, ",")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	run := func(args ...string) string {
+	// logtail runs in this process (run, as main calls it): the many
+	// runs stay fast; other tests run it as a process.
+	logtail := func(args ...string) string {
 		t.Helper()
-		out, errOut, code := logtail(t, ctx, append([]string{"--since", "1h", "--connect", connect}, args...)...)
-		if code != 0 {
-			t.Fatalf("logtail %v: exit %d: %s", args, code, errOut)
+		var out, errOut strings.Builder
+		if code := run(ctx, append([]string{"--since", "1h", "--connect", connect}, args...), &out, &errOut, func(string) string { return "" }); code != 0 {
+			t.Fatalf("logtail %v: exit %d: %s", args, code, errOut.String())
 		}
-		return out
+		return out.String()
 	}
 	all := []string{"trace", "debug", "info", "warn", "error", "fatal", "panic"}
 	both := []int{0, 1}
 	for i, l := range all {
-		if got, want := levelsOf(t, run("--json", "--level", l)), expectLevels(both, all[i:]...); !slices.Equal(got, want) {
+		if got, want := levelsOf(t, logtail("--json", "--level", l)), expectLevels(both, all[i:]...); !slices.Equal(got, want) {
 			t.Errorf("--level %s: got %v, want %v", l, got, want)
 		}
 	}
-	if got, want := levelsOf(t, run("--json")), expectLevels(both, append(slices.Clone(all), "none")...); !slices.Equal(got, want) {
+	if got, want := levelsOf(t, logtail("--json")), expectLevels(both, append(slices.Clone(all), "none")...); !slices.Equal(got, want) {
 		t.Errorf("no --level: got %v, want %v", got, want)
 	}
 
 	// --count across nodes: exactly that many, from history and live.
-	if n := len(levelsOf(t, run("--json", "--count", "5"))); n != 5 {
+	if n := len(levelsOf(t, logtail("--json", "--count", "5"))); n != 5 {
 		t.Errorf("--count 5: %d lines", n)
 	}
-	if n := len(levelsOf(t, run("--json", "--count", "11", "-f"))); n != 11 {
+	if n := len(levelsOf(t, logtail("--json", "--count", "11", "-f"))); n != 11 {
 		t.Errorf("--count 11 -f: %d lines", n)
 	}
 
 	// --grep and --exclude together: both apply, to the JSON line.
-	got := levelsOf(t, run("--json", "--grep", `"lvl-(warn|error|none)"`, "--exclude", `"hub":1`))
+	got := levelsOf(t, logtail("--json", "--grep", `"lvl-(warn|error|none)"`, "--exclude", `"hub":1`))
 	if want := expectLevels([]int{0}, "warn", "error", "none"); !slices.Equal(got, want) {
 		t.Errorf("--grep with --exclude: got %v, want %v", got, want)
 	}
 
 	// Pretty shows the same events as --json, one line each, labelled.
-	pretty := strings.Split(strings.TrimSpace(run("--no-color", "--level", "info")), "\n")
+	pretty := strings.Split(strings.TrimSpace(logtail("--no-color", "--level", "info")), "\n")
 	if len(pretty) != 10 {
 		t.Errorf("pretty --level info: %d lines, want 10:\n%s", len(pretty), strings.Join(pretty, "\n"))
 	}
@@ -131,11 +133,11 @@ func TestLogtailFlagEdgeCases(t *testing.T) {
 	// --node by UUID (as is, in capitals, without dashes) or by the 8
 	// digits the pretty output prints: only that node.
 	for _, n := range []string{strings.ToUpper(nodes[1]), nodes[1][:8]} { // more spellings: logpub's TestFilterLevelsAndNodes
-		if got, want := levelsOf(t, run("--json", "--node", n, "--level", "error")), expectLevels([]int{1}, "error", "fatal", "panic"); !slices.Equal(got, want) {
+		if got, want := levelsOf(t, logtail("--json", "--node", n, "--level", "error")), expectLevels([]int{1}, "error", "fatal", "panic"); !slices.Equal(got, want) {
 			t.Errorf("--node %s: got %v, want %v", n, got, want)
 		}
 	}
-	if !strings.Contains(run("--no-color", "--node", nodes[0][:8], "--level", "panic"), nodes[0][:8]+"/api ") {
+	if !strings.Contains(logtail("--no-color", "--node", nodes[0][:8], "--level", "panic"), nodes[0][:8]+"/api ") {
 		t.Error("pretty output does not label events with the node prefix --node accepts")
 	}
 }

@@ -67,8 +67,13 @@ func (g guard) Dial(ctx context.Context, d transport.Dialer, addr string) (net.C
 	// A dialled connection has no screening, only the mechanism check.
 	c := &conn{Conn: nc, curve: g.curve, ctx: ctx, done: true}
 	if g.curve {
-		return wrapCurve(ctx, c), nil
+		return wrapCurve(ctx, c), nil // closed if ctx ends before the handshake does
 	}
+	// zmq4's ZMTP handshake has no timeout and ignores the socket's
+	// context: a peer that accepts TCP and never answers would hold Dial,
+	// and the Close that waits for it, forever. So the connection closes
+	// when the socket's context ends.
+	c.stopClose = context.AfterFunc(ctx, func() { nc.Close() })
 	return c, nil
 }
 
@@ -199,11 +204,14 @@ type conn struct {
 	ctx   context.Context // the zmq4 socket's
 	mech  mechCheck
 
-	done   bool
-	seen   int     // bytes of the greeting and frame header seen
-	head   [9]byte // flags and size of the first frame
-	body   uint64  // bytes of the first frame's body still to come
-	inBody bool
+	done bool
+	// stopClose, on a dialled NULL connection, unties it from the socket's
+	// context once it closes.
+	stopClose func() bool
+	seen      int     // bytes of the greeting and frame header seen
+	head      [9]byte // flags and size of the first frame
+	body      uint64  // bytes of the first frame's body still to come
+	inBody    bool
 }
 
 func (c *conn) Read(p []byte) (int, error) {
@@ -237,6 +245,14 @@ func (c *conn) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// Close closes the connection.
+func (c *conn) Close() error {
+	if c.stopClose != nil {
+		c.stopClose()
+	}
+	return c.Conn.Close()
 }
 
 // Write passes zmq4's bytes on, noting its greeting's mechanism.
