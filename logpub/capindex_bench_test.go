@@ -31,7 +31,7 @@ func BenchmarkCaptureIndex(b *testing.B) {
 				}
 				start := time.Now()
 				for i := 0; i < b.N; i++ {
-					if err := c.write("api", batch, int64(i*per+1)); err != nil {
+					if _, err := c.write("api", batch, int64(i*per+1)); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -163,13 +163,16 @@ func (c *capture) openIndex(f *capFile) {
 
 // write appends lines (whole events) of one service, the first received at
 // recv (unix ns, the next ones 1 ns apart), rotating between events so
-// that no file grows beyond MaxSize (unless one event does).
-func (c *capture) write(service string, p []byte, recv int64) error {
+// that no file grows beyond MaxSize (unless one event does). On error,
+// done is how many of the first lines of p are captured all the same (those
+// written before a rotation); the rest are not in any file. On success done
+// is not counted: all of p is captured.
+func (c *capture) write(service string, p []byte, recv int64) (done int, err error) {
 	f := c.file(c.keyFor(service))
 	for len(p) > 0 {
 		room := c.cfg.MaxSize - f.size
 		if int64(len(p)) <= room {
-			return c.writeIndexed(f, p, service, recv)
+			return done, c.writeIndexed(f, p, service, recv)
 		}
 		cut := 0
 		if room > 0 {
@@ -184,18 +187,20 @@ func (c *capture) write(service string, p []byte, recv int64) error {
 		}
 		if cut > 0 {
 			if err := c.writeIndexed(f, p[:cut], service, recv); err != nil {
-				return err
+				return done, err
 			}
-			recv += int64(countLines(p[:cut]))
+			n := countLines(p[:cut])
+			done += n
+			recv += int64(n)
 			p = p[cut:]
 		}
 		if len(p) > 0 {
 			if err := c.rotate(f); err != nil {
-				return err
+				return done, err
 			}
 		}
 	}
-	return nil
+	return done, nil
 }
 
 // writeIndexed writes p to f, then its index record. A failed index write

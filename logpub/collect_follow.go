@@ -147,12 +147,54 @@ func (c *Collector) flush(d *outDir, o *origin, evs []Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
+	next, tally, order := c.sortOut(o, evs, "")
+	for _, svc := range order {
+		t := tally[svc]
+		if len(t.events) > 0 {
+			if done, err := d.write(svc, t.events); err != nil {
+				c.captureErrors.Add(1)
+				c.log.Error().Err(err).Str("origin", o.name).Str("service", svc).Int("events", len(t.events)-done).
+					Msg("capture of collected events failed; they will be collected again")
+				if done > 0 {
+					// Those written before a rotation are captured: move
+					// the cursors past them (and count what came with
+					// them), or they would come twice.
+					last := t.events[done-1]
+					upto := evs[:indexOf(evs, last)+1]
+					pn, pt, _ := c.sortOut(o, upto, svc)
+					c.commit(o, svc, pn, pt[svc])
+				}
+				return err
+			}
+		}
+		c.commit(o, svc, next, t)
+	}
+	return nil
+}
+
+// indexOf returns the index in evs of the event e points to.
+func indexOf(evs []Event, e *Event) int {
+	for i := range evs {
+		if &evs[i] == e {
+			return i
+		}
+	}
+	return len(evs) - 1
+}
+
+// sortOut sorts a batch of one origin's events by service (all services, or
+// only the one named): the cursors they advance, and per service the
+// events to capture and the counts of gaps, duplicates and filtered ones.
+func (c *Collector) sortOut(o *origin, evs []Event, only string) (map[uint64]cursorSource, map[string]*svcTally, []string) {
 	lf := Filter{MinLevel: c.cfg.MinLevel, LevelSet: c.cfg.LevelSet}
 	next := map[uint64]cursorSource{}
 	tally := map[string]*svcTally{}
 	var order []string
 	for i := range evs {
 		e := &evs[i]
+		if only != "" && e.Service != only {
+			continue
+		}
 		t := tally[e.Service]
 		if t == nil {
 			t = &svcTally{}
@@ -184,19 +226,7 @@ func (c *Collector) flush(d *outDir, o *origin, evs []Event) error {
 		}
 		t.events = append(t.events, e)
 	}
-	for _, svc := range order {
-		t := tally[svc]
-		if len(t.events) > 0 {
-			if err := d.write(svc, t.events); err != nil {
-				c.captureErrors.Add(1)
-				c.log.Error().Err(err).Str("origin", o.name).Str("service", svc).Int("events", len(t.events)).
-					Msg("capture of collected events failed; they will be collected again")
-				return err
-			}
-		}
-		c.commit(o, svc, next, t)
-	}
-	return nil
+	return next, tally, order
 }
 
 // commit advances the cursors of one service's sources and the counters.

@@ -189,15 +189,17 @@ func newOutDir(root, name string, cc CaptureConfig, log zerolog.Logger) (*outDir
 }
 
 // write captures the events of one service: journal records first, then
-// the lines; a failed capture cuts the records back off.
-func (d *outDir) write(service string, evs []*Event) error {
+// the lines; a failed capture cuts the records of the events it did not
+// capture back off. On error, done is how many of the first events are
+// captured all the same (written before a rotation).
+func (d *outDir) write(service string, evs []*Event) (done int, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	j := d.journals[service]
 	if j == nil {
 		var err error
 		if j, err = openJournal(journalPath(d.path, service)); err != nil {
-			return err
+			return 0, err
 		}
 		d.journals[service] = j
 	}
@@ -207,22 +209,22 @@ func (d *outDir) write(service string, evs []*Event) error {
 	}
 	prev, err := j.append(d.buf)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	d.buf = d.buf[:0]
 	for _, e := range evs {
 		d.buf = append(d.buf, e.Line...)
 	}
-	if err := d.capt.write(service, d.buf, evs[0].Received.UnixNano()); err != nil {
-		if terr := j.truncate(prev); terr != nil {
-			return errors.Join(err, terr)
+	if done, err := d.capt.write(service, d.buf, evs[0].Received.UnixNano()); err != nil {
+		if terr := j.truncate(prev + int64(done*envRecordSize)); terr != nil {
+			return 0, errors.Join(err, terr)
 		}
-		return err
+		return done, err
 	}
 	if cap(d.buf) > 1<<20 {
 		d.buf = nil
 	}
-	return nil
+	return len(evs), nil
 }
 
 func (d *outDir) rotateAll() {

@@ -345,7 +345,7 @@ func (h *Hub) Ingest(service string, line []byte) error {
 	}
 	src := h.sourceLocked(ingestSourceID(service), service)
 	ev := []Event{{Level: levelOf(buf), Line: buf, Seq: src.lastSeq + 1}}
-	if err := h.acceptLocked(src, ev, buf); err != nil {
+	if _, err := h.acceptLocked(src, ev, buf); err != nil {
 		return fmt.Errorf("logpub: ingest %s: %w", service, err)
 	}
 	src.lastSeq++
@@ -381,24 +381,29 @@ func (h *Hub) sourceLocked(id uint64, service string) *source {
 
 // acceptLocked stamps, captures, remembers and publishes events of one
 // source, in that order. Events have Seq, Level and Line set; run is their
-// lines back to back (what goes to the capture file). When the capture
-// write fails (a full disk), nothing of evs is remembered or published and
-// the error wraps ErrCapture: the caller does not acknowledge them, so the
-// writer keeps them and sends them again.
-func (h *Hub) acceptLocked(src *source, evs []Event, run []byte) error {
+// lines back to back (what goes to the capture file). It returns how many
+// of evs it accepted: all, or, when the capture write fails (a full disk),
+// only those the capture file already holds (written before a rotation),
+// with an error that wraps ErrCapture. The caller does not acknowledge
+// the rest, so the writer keeps them and sends them again; the accepted
+// prefix then counts as a duplicate, captured once.
+func (h *Hub) acceptLocked(src *source, evs []Event, run []byte) (int, error) {
 	if len(evs) == 0 {
-		return nil
+		return 0, nil
 	}
 	recv := h.stampLocked(len(evs))
 	for i := range evs {
 		e := &evs[i]
 		e.Node, e.Service, e.Source, e.Received = h.cfg.Node, src.service, src.id, time.Unix(0, recv+int64(i))
 	}
+	var failed error
 	if h.capt != nil {
-		if err := h.capt.write(src.service, run, recv); err != nil {
+		if done, err := h.capt.write(src.service, run, recv); err != nil {
 			h.captureErrors.Add(1)
-			h.log.Error().Err(err).Int("events", len(evs)).Msg("capture write failed; events not acknowledged")
-			return fmt.Errorf("%w: %w", ErrCapture, err)
+			h.log.Error().Err(err).Int("events", len(evs)-done).Int("captured_before_failure", done).
+				Msg("capture write failed; events not acknowledged")
+			failed = fmt.Errorf("%w: %w", ErrCapture, err)
+			evs = evs[:done]
 		}
 		h.captured.Add(uint64(len(evs)))
 		h.capt.seqs.add(h.capt.keyFor(src.service), src.service, src.id, evs) // resume_index.go
@@ -408,10 +413,12 @@ func (h *Hub) acceptLocked(src *source, evs []Event, run []byte) error {
 		h.byLevel[levelIndex(evs[i].Level)]++
 		h.ring.add(&evs[i])
 	}
-	for s := range h.subs {
-		s.offer(evs)
+	if len(evs) > 0 {
+		for s := range h.subs {
+			s.offer(evs)
+		}
 	}
-	return nil
+	return len(evs), failed
 }
 
 // handleBatch processes one BATCH frame of a writer and returns the
@@ -472,9 +479,14 @@ func (h *Hub) handleBatch(src *source, body []byte) (ack uint64, kept bool, err 
 	if len(fresh) > 0 {
 		src.lastSeq = fresh[len(fresh)-1].Seq
 	}
-	if err := h.acceptLocked(src, fresh, body[w-run:w]); err != nil {
-		src.lastSeq = settled // not captured: the resent batch is fresh
-		return 0, false, err
+	if done, err := h.acceptLocked(src, fresh, body[w-run:w]); err != nil {
+		// What was not captured comes again with the resent batch; what
+		// was (before a rotation) is settled and will be a duplicate.
+		src.lastSeq = settled
+		if done > 0 {
+			src.lastSeq = fresh[done-1].Seq
+		}
+		return 0, done > 0, err
 	}
 	if n > 0 && first+uint64(n)-1 > src.lastSeq {
 		src.lastSeq = first + uint64(n) - 1 // rejected events are settled too
