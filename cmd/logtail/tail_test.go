@@ -251,13 +251,16 @@ func TestUsageAndExitCodes(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("--help exit %d", code)
 	}
-	for _, f := range []string{"-follow", "-since", "-level", "-service", "-node", "-grep", "-exclude", "-json", "-no-color", "-count", "-join", "-connect", "LOGTAIL_", "Exit status"} {
+	for _, f := range []string{"-follow", "-since", "-level", "-service", "-node", "-grep", "-exclude", "-json", "-no-color", "-count", "-join", "-connect", "-history-wait", "received the", "stream ends", "LOGTAIL_", "Exit status"} {
 		if !strings.Contains(errOut, f) {
 			t.Errorf("--help does not mention %s", f)
 		}
 	}
 	if _, _, code := logtail(t, ctx, "--level", "loud", "--connect", "tcp://127.0.0.1:1"); code != 2 {
 		t.Errorf("bad level: exit %d, want 2", code)
+	}
+	if _, _, code := logtail(t, ctx, "--history-wait", "0s", "--connect", "tcp://127.0.0.1:1"); code != 2 {
+		t.Errorf("--history-wait 0: exit %d, want 2", code)
 	}
 	if _, _, code := logtail(t, ctx, "--bogus"); code != 2 {
 		t.Errorf("unknown flag: exit %d, want 2", code)
