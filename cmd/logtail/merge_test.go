@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -305,5 +306,71 @@ func TestDropsAtEndOfStreamReported(t *testing.T) {
 	}
 	if total != drops || dbGap != db || endReport != api-10 {
 		t.Fatalf("reported %d missed (db gap %d, end of stream %d), want %d (%d, %d); stderr:\n%s", total, dbGap, endReport, drops, db, api-10, errOut.String())
+	}
+}
+
+// TestMergerOrder drives the merger directly: history by receive time (an
+// event without one keeps its place after its predecessor), live events
+// held until every history is printed, then in arrival order; a feed that
+// keeps the merge waiting is reported once and no longer waited for.
+func TestMergerOrder(t *testing.T) {
+	var out bytes.Buffer
+	var warnings []string
+	m := newMerger(newPrinter(&options{json: true}, &out), 0, time.Second, true, func(f string, a ...any) {
+		warnings = append(warnings, fmt.Sprintf(f, a...))
+	})
+	a, b, c := newFeed(&logdPeer{Name: "a"}), newFeed(&logdPeer{Name: "b"}), newFeed(&logdPeer{Name: "c"})
+	t0 := time.Unix(1000, 0)
+	ev := func(f *feed, i int, recv time.Time) {
+		f.tokens <- struct{}{}
+		m.add(item{kind: itemEvent, feed: f, ev: logpub.Event{Received: recv, Line: []byte(fmt.Sprintf(`{"i":%d}`+"\n", i))}}, t0)
+	}
+	printed := func(want ...int) {
+		t.Helper()
+		if m.emit() {
+			t.Fatal("count reached without --count")
+		}
+		m.out.flush()
+		got := counters(t, out.String())
+		if len(got) != len(want) || (len(want) > 0 && !slices.Equal(got, want)) {
+			t.Fatalf("printed %v, want %v", got, want)
+		}
+	}
+	for _, f := range []*feed{a, b, c} {
+		m.add(item{kind: itemOpen, hist: true, feed: f}, t0)
+	}
+	ev(a, 1, t0.Add(1))
+	ev(b, 2, t0.Add(2))
+	ev(c, 4, t0.Add(4))
+	printed() // held until every feed is known
+	m.add(item{kind: itemRelease}, t0)
+	printed(1) // a's next may be older than 2
+	ev(a, 6, t0.Add(6))
+	printed(1, 2)
+	ev(b, 3, time.Time{}) // no receive time: right after b's 2
+	printed(1, 2, 3)
+	m.add(item{kind: itemHistEnd, feed: b}, t0)
+	printed(1, 2, 3, 4)
+	ev(b, 100, t0.Add(100)) // live: waits for the history of a and c
+	printed(1, 2, 3, 4)
+	if _, ok := m.deadline(); !ok {
+		t.Fatal("no deadline while waiting for c")
+	}
+	m.expire(time.Now().Add(2 * time.Second))
+	m.expire(time.Now().Add(4 * time.Second))
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "node c: no history for 1s") {
+		t.Fatalf("warnings %q", warnings)
+	}
+	printed(1, 2, 3, 4, 6) // c no longer waited for; a still is
+	m.add(item{kind: itemClose, feed: a}, t0)
+	printed(1, 2, 3, 4, 6, 100)
+	ev(c, 7, t0.Add(7)) // late history of the slow feed
+	ev(c, 8, t0.Add(8))
+	m.add(item{kind: itemHistEnd, feed: c}, t0)
+	ev(c, 101, t0.Add(101))
+	ev(b, 102, t0.Add(102))
+	printed(1, 2, 3, 4, 6, 100, 7, 8, 101, 102)
+	if len(m.feeds) != 2 {
+		t.Fatalf("%d feeds after a closed, want 2", len(m.feeds))
 	}
 }
