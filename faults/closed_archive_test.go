@@ -83,9 +83,9 @@ func dialFrom(h *netns.Host, endpoint string, keys *curve.KeyPair, serverKey cur
 //
 // It proves: a's archive reaches b byte-identical, and never crosses the
 // wire in plaintext; b collects nothing from x, x nothing from a; dialling
-// a's FileMQ socket from x's host fails at the handshake with x's key and
-// with no key (while b's key, from the same host, gets through), and a
-// counts the refusals.
+// a's FileMQ socket, or its Harmony task socket, from x's host fails at
+// the handshake with x's key and with no key (while b's key, from the same
+// host, gets through), and a counts the refusals.
 func TestClosedMeshArchives(t *testing.T) {
 	t.Parallel()
 	lan := netns.New(t, 3)
@@ -155,6 +155,35 @@ func TestClosedMeshArchives(t *testing.T) {
 	}, func() string { return tail(a.output(), 4000) })
 	if !strings.Contains(a.output(), "curve client refused") {
 		t.Errorf("a did not log the refused key")
+	}
+
+	// The same for a's Harmony task socket: x's key and no key are refused
+	// at the handshake, b's key gets through, and a's worker counts.
+	self, err := a.peers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := self.Self.Headers["X-HARMONY"]
+	harmonyEP := "tcp://" + net.JoinHostPort(hA.IP, hdr[strings.LastIndex(hdr, ":")+1:])
+	var ws struct{ Refused, Tasks int64 }
+	if err := a.admin("/harmony/stats", &ws); err != nil {
+		t.Fatal(err)
+	}
+	refusedBefore = uint64(ws.Refused)
+	if err := dialFrom(hX, harmonyEP, &kx, keys["a"].Public); err == nil {
+		t.Error("the intruder's key got through a's Harmony handshake")
+	}
+	if err := dialFrom(hX, harmonyEP, nil, curve.PublicKey{}); err == nil {
+		t.Error("a client without keys got through a's Harmony handshake")
+	}
+	if err := dialFrom(hX, harmonyEP, &kb, keys["a"].Public); err != nil {
+		t.Errorf("control: b's key from the intruder's host was refused by a's worker: %v", err)
+	}
+	waitFor(t, 10*time.Second, "a's worker to count both refusals", func() bool {
+		return a.admin("/harmony/stats", &ws) == nil && uint64(ws.Refused) >= refusedBefore+2
+	}, func() string { return tail(a.output(), 4000) })
+	if ws.Tasks != 0 {
+		t.Errorf("a's worker ran %d tasks", ws.Tasks)
 	}
 
 	// Through the mesh, x neither ships to b nor fetches from a.

@@ -265,15 +265,48 @@ func recoverDir(dir string, log zerolog.Logger, fn func(service string, e *Envel
 	return nil
 }
 
+// recoverWindow is how much of a journal, newest first, recovery reads:
+// enough to align it with the capture (a batch) and to cover the cursors
+// saved since the cursor file's last save (SaveEvery), not the whole
+// journal of every origin and service at each start.
+const recoverWindow = 2 << 20
+
+// readTail reads the last max bytes of a file, from a record boundary;
+// from is where they start, size the file's whole records.
+func readTail(path string, max int64) (b []byte, from, size int64, err error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, 0, nil
+	}
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("logpub: read envelope journal: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("logpub: read envelope journal: %w", err)
+	}
+	size = fi.Size() - fi.Size()%envRecordSize
+	from = size - min(size, max-max%envRecordSize)
+	b = make([]byte, size-from)
+	if _, err := f.ReadAt(b, from); err != nil && !errors.Is(err, io.EOF) {
+		return nil, 0, 0, fmt.Errorf("logpub: read envelope journal: %w", err)
+	}
+	return b, from, size, nil
+}
+
 func recoverJournal(dir, service string, log zerolog.Logger, fn func(string, *Envelope)) error {
 	p := journalPath(dir, service)
-	prevB, err := os.ReadFile(p + ".1")
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("logpub: read envelope journal: %w", err)
+	curB, curFrom, _, err := readTail(p, recoverWindow)
+	if err != nil {
+		return err
 	}
-	curB, err := os.ReadFile(p)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("logpub: read envelope journal: %w", err)
+	var prevB []byte
+	var prevFrom int64
+	if curFrom == 0 && len(curB) < recoverWindow {
+		if prevB, prevFrom, _, err = readTail(p+".1", recoverWindow-int64(len(curB))); err != nil {
+			return err
+		}
 	}
 	prev, _ := DecodeEnvelopes(prevB)
 	cur, _ := DecodeEnvelopes(curB)
@@ -286,13 +319,13 @@ func recoverJournal(dir, service string, log zerolog.Logger, fn func(string, *En
 	if drop := len(all) - keep; drop > 0 {
 		log.Info().Str("dir", dir).Str("service", service).Int("records", drop).Msg("envelope records of events not captured before a crash cut off; they will be collected again")
 		if keep < len(prev) {
-			if err := os.Truncate(p+".1", int64(keep)*envRecordSize); err != nil {
+			if err := os.Truncate(p+".1", prevFrom+int64(keep)*envRecordSize); err != nil {
 				return fmt.Errorf("logpub: cut envelope journal: %w", err)
 			}
-			if err := os.Truncate(p, 0); err != nil {
+			if err := os.Truncate(p, 0); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("logpub: cut envelope journal: %w", err)
 			}
-		} else if err := os.Truncate(p, int64(keep-len(prev))*envRecordSize); err != nil {
+		} else if err := os.Truncate(p, curFrom+int64(keep-len(prev))*envRecordSize); err != nil {
 			return fmt.Errorf("logpub: cut envelope journal: %w", err)
 		}
 		all = all[:keep]

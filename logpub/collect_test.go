@@ -455,136 +455,6 @@ func TestCollectorCloseLeavesNoGoroutine(t *testing.T) {
 	_ = context.Background
 }
 
-// TestCollectorResumesFromOriginCaptureFiles: the origin's ring no longer
-// has what the collector missed, its capture files (rotated, compressed)
-// do: the collector gets it all, with the sequences, and no gap.
-func TestCollectorResumesFromOriginCaptureFiles(t *testing.T) {
-	capDir := t.TempDir()
-	o := startOrigin(t, "origin", func(c *HubConfig) {
-		c.RingEvents = 50
-		c.Capture = CaptureConfig{Dir: capDir, MaxSize: 16 << 10}
-	})
-	api, db := o.app(t, "api"), o.app(t, "db")
-	dir, state := t.TempDir(), t.TempDir()
-	c1 := newTestCollector(t, dir, state, nil)
-	c1.SetPeers([]CollectorPeer{o.peer})
-	logN(api, 0, 20)
-	waitCollected(t, c1, 20)
-	c1.Close()
-	logN(api, 20, 500)
-	logN(db, 0, 30) // a source the collector never saw
-	logN(api, 520, 100)
-	api.waitAcked(t)
-	db.waitAcked(t)
-	c2 := newTestCollector(t, dir, state, nil)
-	c2.SetPeers([]CollectorPeer{o.peer})
-	waitCollected(t, c2, 630)
-	for svc, a := range map[string]*app{"api": api, "db": db} {
-		if got, want := collectedFile(t, dir, "origin", svc), strings.Join(a.lines(), ""); got != want {
-			t.Fatalf("%s: collected %d lines, want %d", svc, strings.Count(got, "\n"), len(a.lines()))
-		}
-		checkEnvelopes(t, dir, o, svc, len(a.lines()))
-	}
-	if st := c2.Stats(); st.Missed != 0 || st.Collected != 630 {
-		t.Fatalf("stats %+v", st)
-	}
-}
-
-// ingestN sends n events numbered from first through Hub.Ingest (one run
-// of the sequence index each) and returns their lines.
-func ingestN(t *testing.T, h *Hub, first, n int) []string {
-	t.Helper()
-	var l []string
-	for i := first; i < first+n; i++ {
-		line := fmt.Sprintf(`{"level":"info","i":%d,"pad":"%s","message":"ingested"}`+"\n", i, strings.Repeat("x", i%40))
-		if err := h.Ingest("api", []byte(line)); err != nil {
-			t.Fatal(err)
-		}
-		l = append(l, line)
-	}
-	return l
-}
-
-// TestCollectorCountsWhatPrunedFilesLost: the origin keeps one rotated
-// file; what it pruned is a gap, what it kept is collected with its
-// sequences.
-func TestCollectorCountsWhatPrunedFilesLost(t *testing.T) {
-	capDir := t.TempDir()
-	o := startOrigin(t, "origin", func(c *HubConfig) {
-		c.RingEvents = 10
-		c.Capture = CaptureConfig{Dir: capDir, MaxSize: 4 << 10, MaxBackups: 1, NoCompress: true}
-	})
-	dir, state := t.TempDir(), t.TempDir()
-	c1 := newTestCollector(t, dir, state, nil)
-	c1.SetPeers([]CollectorPeer{o.peer})
-	lines := ingestN(t, o.hub, 0, 5)
-	waitCollected(t, c1, 5)
-	c1.Close()
-	lines = append(lines, ingestN(t, o.hub, 5, 295)...)
-	waitFor(t, "pruning", func() bool {
-		ents, _ := os.ReadDir(capDir)
-		n := 0
-		for _, e := range ents {
-			if !strings.HasPrefix(e.Name(), ".") { // not the capture indexes
-				n++
-			}
-		}
-		return n == 2
-	})
-	c2 := newTestCollector(t, dir, state, nil)
-	c2.SetPeers([]CollectorPeer{o.peer})
-	waitFor(t, "collected or missed", func() bool { s := c2.Stats(); return s.Collected+s.Missed == 295 && s.Collected > 10 })
-	st := c2.Stats()
-	miss := int(st.Missed)
-	want := strings.Join(lines[:5], "") + strings.Join(lines[5+miss:], "")
-	if got := collectedFile(t, dir, "origin", "api"); got != want {
-		t.Fatalf("collected %d lines, want %d (missed %d)", strings.Count(got, "\n"), 300-miss, miss)
-	}
-	if st.Gaps != 1 || miss == 0 {
-		t.Fatalf("stats %+v", st)
-	}
-	checkEnvelopesFrom(t, dir, o, "api", 5+1+miss)
-}
-
-// TestCollectorIgnoresEditedOriginFiles: capture files changed behind the
-// origin's back do not match its sequence index: nothing of them is sent
-// under a wrong sequence; the collector counts the gap.
-func TestCollectorIgnoresEditedOriginFiles(t *testing.T) {
-	capDir := t.TempDir()
-	o := startOrigin(t, "origin", func(c *HubConfig) {
-		c.RingEvents = 10
-		c.Capture = CaptureConfig{Dir: capDir}
-	})
-	dir, state := t.TempDir(), t.TempDir()
-	c1 := newTestCollector(t, dir, state, nil)
-	c1.SetPeers([]CollectorPeer{o.peer})
-	lines := ingestN(t, o.hub, 0, 5)
-	waitCollected(t, c1, 5)
-	c1.Close()
-	lines = append(lines, ingestN(t, o.hub, 5, 100)...)
-	// One byte moves from event 7 to event 8: the same lines, the same
-	// size, but runs 7 and 8 no longer match; events 5 and 6 before them
-	// still do, and are not sent either.
-	p := filepath.Join(capDir, "api.log")
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	edited := strings.Replace(strings.Replace(string(b), `"i":7,"pad":"x`, `"i":7,"pad":"`, 1), `"i":8,"pad":"`, `"i":8,"pad":"x`, 1)
-	if len(edited) != len(b) || edited == string(b) {
-		t.Fatal("edit failed")
-	}
-	if err := os.WriteFile(p, []byte(edited), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c2 := newTestCollector(t, dir, state, nil)
-	c2.SetPeers([]CollectorPeer{o.peer})
-	waitFor(t, "the ring's events and the gap", func() bool { s := c2.Stats(); return s.Collected == 10 && s.Missed == 90 })
-	if got, want := collectedFile(t, dir, "origin", "api"), strings.Join(lines[:5], "")+strings.Join(lines[95:], ""); got != want {
-		t.Fatalf("collected:\n%s\nwant:\n%s", got, want)
-	}
-}
-
 // TestCollectorFollowsAnOriginRestart: a restarted origin logd has a new
 // node UUID; its writers keep their source and sequence. The collector
 // carries their cursors over: nothing twice, nothing silently missing.
@@ -675,5 +545,40 @@ func TestCollectorForgetsLongGoneOrigins(t *testing.T) {
 	c := newTestCollector(t, t.TempDir(), state, nil)
 	if st := c.Stats(); len(st.Origins) != 1 || st.Origins[0].Name != "recent" || st.Origins[0].Sources != 1 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestTwoCollectorsDoNotLoop: two collecting logds in one mesh collect
+// each other too, but only what their own apps wrote: nothing collected
+// travels further.
+func TestTwoCollectorsDoNotLoop(t *testing.T) {
+	a, h1, h2 := startOrigin(t, "a", nil), startOrigin(t, "c1", nil), startOrigin(t, "c2", nil)
+	api, own := a.app(t, "api"), h2.app(t, "own")
+	logN(api, 0, 40)
+	logN(own, 0, 5)
+	d1, d2 := t.TempDir(), t.TempDir()
+	c1 := newTestCollector(t, d1, t.TempDir(), func(c *CollectorConfig) { c.Self = h1.peer.ID })
+	c2 := newTestCollector(t, d2, t.TempDir(), func(c *CollectorConfig) { c.Self = h2.peer.ID })
+	peers := []CollectorPeer{a.peer, h1.peer, h2.peer}
+	c1.SetPeers(peers)
+	c2.SetPeers(peers)
+	waitCollected(t, c1, 45)
+	waitCollected(t, c2, 40)
+	logN(api, 40, 10)
+	waitCollected(t, c1, 55)
+	waitCollected(t, c2, 50)
+	if s1, s2 := c1.Stats(), c2.Stats(); s1.Collected != 55 || s2.Collected != 50 {
+		t.Fatalf("collected %d and %d, want 55 and 50", s1.Collected, s2.Collected)
+	}
+	for _, d := range []string{d1, d2} {
+		if got := collectedFile(t, d, "a", "api"); got != strings.Join(api.lines(), "") {
+			t.Fatalf("%s: %d lines of a", d, strings.Count(got, "\n"))
+		}
+	}
+	if got := collectedFile(t, d1, "c2", "own"); got != strings.Join(own.lines(), "") {
+		t.Fatalf("c1 collected %d lines of c2's own app", strings.Count(got, "\n"))
+	}
+	if ents, _ := os.ReadDir(filepath.Join(d2, "c1")); len(ents) != 0 {
+		t.Fatalf("c2 collected from c1 what c1 collected: %v", ents)
 	}
 }

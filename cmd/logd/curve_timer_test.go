@@ -53,3 +53,21 @@ func TestTimerWatchWithKeys(t *testing.T) {
 		t.Errorf("the refused key was not logged\n%s", p.stderr)
 	}
 }
+
+// TestTimerWatchKeysOnOpenLogd: `logd timer watch --keys` against a logd
+// without keys stops with an error (no downgrade to an open socket).
+func TestTimerWatchKeysOnOpenLogd(t *testing.T) {
+	bin := buildLogd(t)
+	port := meshtest.Config(t).BeaconPort
+	keys := keyDirs(t, bin, []string{"a"}, "a")
+	dir := t.TempDir()
+	p := runLogd(t, bin, dir, "timer-a", port)
+	dd := "--data-dir=" + dir
+	pollUntil(t, 20*time.Second, "the timer status", func() bool {
+		_, _, code := logdCmd(t, bin, "timer", "status", dd)
+		return code == 0
+	}, p.stderr.String)
+	if _, errOut, code := logdCmd(t, bin, "timer", "watch", "--tick", "100ms", "--count", "1", "--keys", keys["a"], dd); code != 1 || !strings.Contains(errOut, "run without --keys") {
+		t.Fatalf("watch --keys on an open logd: exit %d, %q", code, errOut)
+	}
+}

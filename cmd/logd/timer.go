@@ -313,6 +313,10 @@ func timerWatch(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	ccfg := timer.ClientConfig{Endpoint: snap.Endpoint}
+	if snap.PublicKey == "" && *keys != "" {
+		// No downgrade: keys were asked for, the service has none.
+		return errors.New("logd timer watch: the timer service is open (the local logd runs without --keys): run without --keys")
+	}
 	if snap.PublicKey != "" {
 		// The service is closed with the node's keys: dial it with the
 		// same key directory, expecting the key the service reports.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -253,4 +255,121 @@ func FuzzMechCheck(f *testing.F) {
 			t.Fatalf("greeting %x: err %v, mechanism differs %v", theirs, err, differs)
 		}
 	})
+}
+
+// A DEALER dialling through the guarded transports to a peer that accepts
+// TCP and never answers does not hold Close: the connection closes with
+// the socket's context, mid-handshake.
+func TestDialClosesWithSocket(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan struct{}, 2)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // silent: reads nothing, writes nothing
+			accepted <- struct{}{}
+		}
+	}()
+	k := newKeys(t)
+	for _, sec := range []zmq4.Security{nil, curve.NewClient(k.cli, k.srv.Public)} {
+		ctx, cancel := context.WithCancel(context.Background())
+		opts := []zmq4.Option{}
+		ep := Endpoint("tcp://" + ln.Addr().String())
+		if sec != nil {
+			opts = append(opts, zmq4.WithSecurity(sec))
+			ep = CurveEndpoint("tcp://" + ln.Addr().String())
+		}
+		d := zmq4.NewDealer(ctx, opts...)
+		done := make(chan error, 1)
+		go func() { done <- d.Dial(ep) }()
+		select { // Dial is in the handshake once the peer has accepted
+		case <-accepted:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the silent peer accepted nothing")
+		}
+		cancel()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Error("Dial to a silent peer succeeded")
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatalf("Dial (curve %v) still blocked 2 s after its socket's context ended", sec != nil)
+		}
+		d.Close()
+	}
+}
+
+// A libzmq CURVE client (pyzmq, Debian python3-zmq) talks to a guarded
+// CURVE ROUTER both ways, and a libzmq NULL client gets nothing through.
+// (libzmq reads our CURVE greeting before it has sent its mechanism and
+// hangs up itself, so the refusal is libzmq's, not counted here.)
+func TestLibzmqCurvePeer(t *testing.T) {
+	const py = "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import zmq; assert zmq.has('curve')").Run(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI installs python3-zmq with CURVE (make deps): %v", err)
+		}
+		t.Skipf("python3-zmq with CURVE not installed: %v", err)
+	}
+	k := newKeys(t)
+	srv := curve.NewServer(k.srv, curve.NewAllowList(k.cli.Public).Authorize)
+	r, ep, _ := curveRouter(t, srv)
+	script := `import sys, zmq
+s = zmq.Context().socket(zmq.DEALER)
+s.setsockopt(zmq.IDENTITY, b"libzmq")
+s.setsockopt(zmq.LINGER, 0)
+s.setsockopt(zmq.RCVTIMEO, 10000)
+if len(sys.argv) > 2:
+    s.setsockopt(zmq.CURVE_PUBLICKEY, sys.argv[2].encode())
+    s.setsockopt(zmq.CURVE_SECRETKEY, sys.argv[3].encode())
+    s.setsockopt(zmq.CURVE_SERVERKEY, sys.argv[4].encode())
+s.connect(sys.argv[1])
+s.send(b"from libzmq")
+print(s.recv().decode())
+`
+	done := make(chan []byte, 1)
+	go func() {
+		out, _ := exec.Command(py, "-c", script, ep, k.cli.Public.String(), k.cli.Secret.Z85(), k.srv.Public.String()).CombinedOutput()
+		done <- out
+	}()
+	m := recvWithin(t, r, 10*time.Second)
+	if len(m.Frames) != 2 || string(m.Frames[0]) != "libzmq" || string(m.Frames[1]) != "from libzmq" {
+		t.Fatalf("got %q", m.Frames)
+	}
+	if err := r.Send(zmq4.NewMsgFrom(m.Frames[0], []byte("pong"))); err != nil {
+		t.Fatal(err)
+	}
+	if out := <-done; strings.TrimSpace(string(out)) != "pong" {
+		t.Fatalf("libzmq client: %s", out)
+	}
+
+	// NULL libzmq client: no handshake; its message never arrives and it
+	// receives nothing (its recv times out).
+	cmd := exec.Command(py, "-c", strings.Replace(script, "10000", "1000", 1), ep)
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "Again") {
+		t.Fatalf("NULL libzmq client: %v\n%s", err, out)
+	}
+	if st := srv.Stats(); st.Handshakes != 1 {
+		t.Fatalf("server stats %+v: want only the CURVE client's handshake", st)
+	}
+	got := make(chan zmq4.Msg, 1)
+	go func() {
+		if m, err := r.Recv(); err == nil {
+			got <- m
+		}
+	}()
+	select {
+	case m := <-got:
+		t.Fatalf("the NULL client's message arrived: %q", m.Frames)
+	case <-time.After(500 * time.Millisecond): // a message would be here long before
+	}
 }
