@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logmesh/logmesh/internal/meshtest"
 	"github.com/logmesh/logmesh/logpub"
 	"github.com/rs/zerolog"
 )
@@ -372,5 +373,33 @@ func TestMergerOrder(t *testing.T) {
 	printed(1, 2, 3, 4, 6, 100, 7, 8, 101, 102)
 	if len(m.feeds) != 2 {
 		t.Fatalf("%d feeds after a closed, want 2", len(m.feeds))
+	}
+}
+
+// TestHistoryMergedOnMesh: the logds found on the mesh within --wait have
+// their history merged, with and without --follow.
+func TestHistoryMergedOnMesh(t *testing.T) {
+	nodes := []*meshLogd{startMeshLogd(t, "alpha"), startMeshLogd(t, "beta")}
+	const n = 200
+	for i := 0; i < n; i++ {
+		ingest(t, nodes[i%2].hub, "api", i, "")
+	}
+	mcfg := meshtest.Config(t)
+	args := []string{"--since", "1h", "--json", "--wait", "1500ms", "--beacon-port", strconv.Itoa(mcfg.BeaconPort),
+		"--interface", "lo", "--broadcast", "127.255.255.255", "--bind", "127.0.0.1"}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, follow := range []bool{false, true} {
+		a := args
+		if follow {
+			a = append(a, "-f", "--count", strconv.Itoa(n))
+		}
+		var out, errOut lockedLines
+		if code := <-runLogtail(ctx, &out, &errOut, a...); code != 0 {
+			t.Fatalf("follow %v: exit %d: %s", follow, code, errOut.String())
+		}
+		if got := counters(t, out.String()); !slices.Equal(got, upTo(n)) {
+			t.Fatalf("follow %v: history not merged: %v", follow, got)
+		}
 	}
 }
