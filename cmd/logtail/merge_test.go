@@ -260,7 +260,7 @@ func TestDropsAtEndOfStreamReported(t *testing.T) {
 	h := inProcessHub(t, func(c *logpub.HubConfig) { c.SubQueueEvents = 10 })
 	// History well beyond what the connection and logtail buffer, so that
 	// the logd is still sending it when the live events come.
-	const hist = 1200
+	const hist = 1500
 	pad := strings.Repeat("x", 16<<10)
 	for i := 0; i < hist; i++ {
 		ingest(t, h, "old", i, pad)
