@@ -2,7 +2,6 @@ package logpub
 
 import (
 	"bytes"
-	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/rs/zerolog"
 	"gopkg.in/natefinch/lumberjack.v2"
@@ -436,6 +437,11 @@ func compressFile(src string) (string, error) {
 	}
 	// BestSpeed: a third of the CPU of the default level for logs, which
 	// compress well anyway; the compressor shares the cores with the hub.
+	// klauspost/compress rather than compress/gzip: the same gzip format
+	// (zcat and compress/gzip read it) at 1.7x the speed on capture files
+	// (450 vs 260 MB/s, ratio 9.7 vs 10.4), and it reads 1.5x faster
+	// (history, resume, Harmony sources); compression was 18% of the hub's
+	// CPU under full load.
 	zw, _ := gzip.NewWriterLevel(out, gzip.BestSpeed)
 	_, err = io.Copy(zw, in)
 	if err == nil {

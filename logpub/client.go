@@ -45,6 +45,7 @@ type Stream struct {
 	stop     func() bool
 
 	pending     []Event
+	next        int // index in pending of the next event to return
 	historyDone bool
 	hubDropped  uint64
 	closeOnce   sync.Once
@@ -125,7 +126,7 @@ func (s *Stream) Dropped() uint64 { return s.hubDropped }
 // without Follow, and an error when the hub goes away or the Stream is
 // closed. Event.Line stays valid after later calls.
 func (s *Stream) Next() (Event, error) {
-	for len(s.pending) == 0 {
+	for s.next >= len(s.pending) {
 		typ, body, _, err := readFrame(s.conn, nil)
 		if err != nil {
 			if errors.Is(err, io.EOF) && s.historyDone && !s.follow {
@@ -136,6 +137,7 @@ func (s *Stream) Next() (Event, error) {
 		switch typ {
 		case frameEvents:
 			s.pending, err = decodeEvents(body, s.pending[:0])
+			s.next = 0
 			if err != nil {
 				s.pending = s.pending[:0]
 				return Event{}, fmt.Errorf("logpub: stream from %s: %w", s.endpoint, err)
@@ -166,9 +168,11 @@ func (s *Stream) Next() (Event, error) {
 			return Event{}, fmt.Errorf("logpub: stream from %s: %w", s.endpoint, frameErr("unexpected frame type %d", typ))
 		}
 	}
-	e := s.pending[0]
-	s.pending[0] = Event{}
-	s.pending = s.pending[1:]
+	// An index, not s.pending[1:]: the slice keeps its capacity for the
+	// next frame instead of being reallocated each time.
+	e := s.pending[s.next]
+	s.pending[s.next] = Event{}
+	s.next++
 	return e, nil
 }
 

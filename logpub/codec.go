@@ -252,42 +252,68 @@ func appendBatchEvent(b []byte, level int8, line []byte) []byte {
 	return append(b, line...)
 }
 
+// batchFixed is the size of a BATCH body's header: firstSeq[8] count[4].
+const batchFixed = 12
+
+// checkBatch validates the structure of a BATCH body (every event header
+// and length, no trailing bytes) and returns its first sequence and event
+// count. It reads the fields by index, with no per-field call: a batch
+// holds about a thousand events.
+func checkBatch(body []byte) (first uint64, count int, err error) {
+	if len(body) < batchFixed {
+		return 0, 0, frameErr("truncated batch header: need %d bytes, have %d", batchFixed, len(body))
+	}
+	first = binary.BigEndian.Uint64(body)
+	c := binary.BigEndian.Uint32(body[8:])
+	// Each event takes at least 5 bytes: check before trusting count.
+	if uint64(c)*5 > uint64(len(body)-batchFixed) {
+		return 0, 0, frameErr("batch count %d exceeds body of %d bytes", c, len(body)-batchFixed)
+	}
+	if c > 0 && first+uint64(c)-1 < first {
+		// Sequences rise within a batch; the hub relies on it.
+		return 0, 0, frameErr("batch sequences %d+%d overflow", first, c)
+	}
+	p := batchFixed
+	for i := 0; i < int(c); i++ {
+		if len(body)-p < 5 {
+			return 0, 0, frameErr("truncated event %d header: need 5 bytes, have %d", i, len(body)-p)
+		}
+		n := binary.BigEndian.Uint32(body[p+1:])
+		if n > MaxLine {
+			return 0, 0, frameErr("event %d: line of %d bytes exceeds %d", i, n, MaxLine)
+		}
+		p += 5
+		if len(body)-p < int(n) {
+			return 0, 0, frameErr("truncated event %d line: need %d bytes, have %d", i, n, len(body)-p)
+		}
+		p += int(n)
+	}
+	if p != len(body) {
+		return 0, 0, frameErr("%d trailing bytes after batch", len(body)-p)
+	}
+	return first, int(c), nil
+}
+
 // decodeBatch decodes a BATCH body, calling fn for every event in order.
 // The frame is validated completely before fn is called for any event, so
 // a malformed batch delivers nothing.
 func decodeBatch(body []byte, fn func(seq uint64, ev batchEvent)) (first uint64, count uint32, err error) {
-	r := &reader{b: body}
-	first = r.u64("batch first seq")
-	count = r.u32("batch count")
-	if r.err != nil {
-		return 0, 0, r.err
-	}
-	// Each event takes at least 5 bytes: check before trusting count.
-	if uint64(count)*5 > uint64(len(r.b)) {
-		return 0, 0, frameErr("batch count %d exceeds body of %d bytes", count, len(r.b))
-	}
-	rest := r.b
-	for i := uint32(0); i < count; i++ {
-		r.u8("event level")
-		n := r.u32("event length")
-		if n > MaxLine {
-			return 0, 0, frameErr("event %d: line of %d bytes exceeds %d", i, n, MaxLine)
-		}
-		r.bytes(int(n), "event line")
-	}
-	if err := r.done("batch"); err != nil {
+	first, n, err := checkBatch(body)
+	if err != nil {
 		return 0, 0, err
 	}
 	if fn == nil {
-		return first, count, nil
+		return first, uint32(n), nil
 	}
-	r = &reader{b: rest}
-	for i := uint32(0); i < count; i++ {
-		lvl := int8(r.u8(""))
-		n := r.u32("")
-		fn(first+uint64(i), batchEvent{Level: lvl, Line: r.bytes(int(n), "")})
+	p := batchFixed
+	for i := 0; i < n; i++ {
+		lvl := int8(body[p])
+		ln := int(binary.BigEndian.Uint32(body[p+1:]))
+		p += 5
+		fn(first+uint64(i), batchEvent{Level: lvl, Line: body[p : p+ln : p+ln]})
+		p += ln
 	}
-	return first, count, nil
+	return first, uint32(n), nil
 }
 
 func appendAck(b []byte, seq uint64) []byte {
@@ -437,47 +463,64 @@ func appendEnvelope(b []byte, e *Event) []byte {
 
 func envelopeSize(e *Event) int { return envelopeFixed + len(e.Service) + len(e.Line) }
 
-// decodeEvents decodes an EVENTS body. Lines alias body.
+// decodeEvents decodes an EVENTS body. Lines alias body. Fields are read
+// by index once each envelope's size is checked: a frame holds about a
+// thousand envelopes.
 func decodeEvents(body []byte, out []Event) ([]Event, error) {
-	r := &reader{b: body}
-	n := r.u32("events count")
-	if r.err != nil {
-		return out, r.err
+	if len(body) < 4 {
+		return out, frameErr("truncated events count: need 4 bytes, have %d", len(body))
 	}
-	if uint64(n)*envelopeFixed > uint64(len(r.b)) {
-		return out, frameErr("events count %d exceeds body of %d bytes", n, len(r.b))
+	n := binary.BigEndian.Uint32(body)
+	b := body[4:]
+	if uint64(n)*envelopeFixed > uint64(len(b)) {
+		return out, frameErr("events count %d exceeds body of %d bytes", n, len(b))
 	}
+	// envelope: flags[1] level[1] node[16] svcLen[1] service
+	// source[8] seq[8] streamSeq[8] recv[8] len[4] line
+	const head, tail = 19, envelopeFixed - 19
 	var prevService string
 	for i := uint32(0); i < n; i++ {
-		var e Event
-		flags := r.u8("envelope flags")
-		e.Level = zerolog.Level(int8(r.u8("envelope level")))
-		copy(e.Node[:], r.bytes(16, "envelope node"))
-		// Consecutive events mostly share a service: reuse its string.
-		svc := r.bytes(int(r.u8("envelope service length")), "envelope service")
-		if string(svc) != prevService {
-			prevService = string(svc)
+		if len(b) < envelopeFixed {
+			return out, frameErr("truncated envelope %d: need %d bytes, have %d", i, envelopeFixed, len(b))
 		}
-		e.Service = prevService
-		e.Source = r.u64("envelope source")
-		e.Seq = r.u64("envelope seq")
-		e.StreamSeq = r.u64("envelope stream seq")
-		e.Received = time.Unix(0, int64(r.u64("envelope time")))
-		ln := r.u32("envelope line length")
-		if ln > MaxLine {
-			return out, frameErr("envelope %d: line of %d bytes exceeds %d", i, ln, MaxLine)
-		}
-		e.Line = r.bytes(int(ln), "envelope line")
-		if r.err != nil {
-			return out, r.err
-		}
+		flags := b[0]
 		if flags&^envHistory != 0 {
 			return out, frameErr("envelope %d: unknown flags %#x", i, flags)
 		}
-		e.History = flags&envHistory != 0
+		sl := int(b[head-1])
+		if len(b) < envelopeFixed+sl {
+			return out, frameErr("truncated envelope %d service: need %d bytes, have %d", i, envelopeFixed+sl, len(b))
+		}
+		// Consecutive events mostly share a service: reuse its string.
+		if svc := b[head : head+sl]; string(svc) != prevService {
+			prevService = string(svc)
+		}
+		t := b[head+sl:]
+		ln := binary.BigEndian.Uint32(t[tail-4:])
+		if ln > MaxLine {
+			return out, frameErr("envelope %d: line of %d bytes exceeds %d", i, ln, MaxLine)
+		}
+		if uint64(len(t)-tail) < uint64(ln) {
+			return out, frameErr("truncated envelope %d line: need %d bytes, have %d", i, ln, len(t)-tail)
+		}
+		e := Event{
+			Level:     zerolog.Level(int8(b[1])),
+			Service:   prevService,
+			Source:    binary.BigEndian.Uint64(t),
+			Seq:       binary.BigEndian.Uint64(t[8:]),
+			StreamSeq: binary.BigEndian.Uint64(t[16:]),
+			Received:  time.Unix(0, int64(binary.BigEndian.Uint64(t[24:]))),
+			History:   flags&envHistory != 0,
+			Line:      t[tail : tail+int(ln) : tail+int(ln)],
+		}
+		copy(e.Node[:], b[2:18])
 		out = append(out, e)
+		b = t[tail+int(ln):]
 	}
-	return out, r.done("events")
+	if len(b) != 0 {
+		return out, frameErr("%d trailing bytes after events", len(b))
+	}
+	return out, nil
 }
 
 func appendEnd(b []byte, dropped uint64) []byte {

@@ -118,14 +118,17 @@ func FuzzDecodeAckEnd(f *testing.F) {
 	})
 }
 
-// FuzzValidJSON checks the hub's JSON validator against encoding/json.
+// FuzzValidJSON checks the hub's one-pass event check against
+// encoding/json, utf8.Valid and a newline search.
 func FuzzValidJSON(f *testing.F) {
-	for _, s := range []string{`{"level":"info","n":-1.5e+3,"a":[true,false,null,{}],"s":"\u00e9\n"}`, `{"a":}`, `{"a":01}`, `[1,]`, `"\x01"`, `{"a":"\q"}`, ` {} `, `-`, `1.`, `1e`, `{"a" 1}`} {
+	for _, s := range []string{`{"level":"info","n":-1.5e+3,"a":[true,false,null,{}],"s":"\u00e9\n"}`, `{"a":}`, `{"a":01}`, `[1,]`, `"\x01"`, `{"a":"\q"}`, ` {} `, `-`, `1.`, `1e`,
+		`{"a" 1}`, "{\"a\":\n1}", `{"a":"très long string, more than eight bytes: é 日本 \u00e9"}`, "{\"a\":\"\xed\xa0\x80 surrogate\"}", "{\"a\":\"xxxxxxx\xff\"}", "{\"a\":\"xxxxxxxxxxxxxxx\x1f\"}"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if got, want := validJSON(b), json.Valid(b); got != want && utf8.Valid(b) {
-			t.Fatalf("validJSON(%q) = %v, encoding/json says %v", b, got, want)
+		want := json.Valid(b) && utf8.Valid(b) && bytes.IndexByte(b, '\n') < 0
+		if got := validEvent(b); got != want {
+			t.Fatalf("validEvent(%q) = %v, want %v", b, got, want)
 		}
 	})
 }
@@ -158,6 +161,53 @@ func FuzzCaptureIndex(f *testing.F) {
 			r, n, err := decodeIdxRecord(b[len(idxMagic):], 0)
 			if err == nil && !bytes.Equal(appendIdxRecord(nil, r), b[len(idxMagic):len(idxMagic)+n]) {
 				t.Fatalf("record %+v does not re-encode to its bytes", r)
+			}
+		}
+	})
+}
+
+// FuzzHubBatch feeds BATCH bodies to the hub's batch handling, which moves
+// the accepted lines within the frame, and checks what it keeps against an
+// independent decoding of a copy: exactly the events that pass the line
+// check and are not duplicates, each line intact with one '\n'.
+func FuzzHubBatch(f *testing.F) {
+	f.Add(encodeBatch(1, `{"level":"info"}`+"\n", "not json\n", `{"a":1}`, "\n", `{"b":"\n"}`+"\n")[5:])
+	f.Add(encodeBatch(0, `{}`, `{}`)[5:])
+	f.Add(encodeBatch(1)[5:])
+	f.Add(encodeBatch(1<<64-1, `{}`, `{}`)[5:])
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 9})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		cfg := DefaultHubConfig()
+		cfg.WriterEndpoint, cfg.PubEndpoint = "", ""
+		h, err := NewHub(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		var want []string
+		var last uint64
+		_, _, derr := decodeBatch(bytes.Clone(body), func(seq uint64, ev batchEvent) {
+			l := ev.Line
+			if n := len(l); n > 0 && l[n-1] == '\n' {
+				l = l[:n-1]
+			}
+			if h.checkLine(l) == nil && seq > last {
+				want = append(want, string(l)+"\n")
+				last = seq
+			}
+		})
+		_, kept, err := h.handleBatch(&source{id: 1, service: "api"}, body)
+		if (err != nil) != (derr != nil) {
+			t.Fatalf("handleBatch error %v, decodeBatch error %v", err, derr)
+		}
+		var got []string
+		h.ring.each(func(e *Event) { got = append(got, string(e.Line)) })
+		if len(got) != len(want) || kept != (len(want) > 0) {
+			t.Fatalf("kept %v, ring %q, want %q", kept, got, want)
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("event %d: %q, want %q", i, got[i], want[i])
 			}
 		}
 	})

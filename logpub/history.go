@@ -2,7 +2,6 @@ package logpub
 
 import (
 	"bufio"
-	"compress/gzip"
 	"errors"
 	"io"
 	"io/fs"
@@ -10,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/google/uuid"
 )

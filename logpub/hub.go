@@ -3,6 +3,7 @@ package logpub
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -106,7 +107,6 @@ type Hub struct {
 	subs    map[*hubSub]struct{}
 	active  int // subscriptions running, live or history-only
 	sources map[uint64]*source
-	capBuf  []byte
 	byLevel [9]uint64
 	stamp   int64 // the last receive time given (stampLocked)
 
@@ -304,11 +304,13 @@ func (h *Hub) checkLine(line []byte) error {
 		return fmt.Errorf("event of %d bytes exceeds %d", len(line), MaxLine)
 	case line[0] != '{' || line[len(line)-1] != '}':
 		return errors.New("event is not a JSON object")
+	case !h.cfg.NoJSONCheck && validEvent(line):
+		return nil // the usual case: one pass says all is well
 	case bytes.IndexByte(line, '\n') >= 0:
 		return errors.New("event spans several lines")
 	case !utf8.Valid(line):
 		return errors.New("event is not valid UTF-8")
-	case !h.cfg.NoJSONCheck && !validJSON(line):
+	case !h.cfg.NoJSONCheck:
 		return errors.New("event is not valid JSON")
 	}
 	return nil
@@ -343,7 +345,7 @@ func (h *Hub) Ingest(service string, line []byte) error {
 	}
 	src := h.sourceLocked(ingestSourceID(service), service)
 	ev := []Event{{Level: levelOf(buf), Line: buf, Seq: src.lastSeq + 1}}
-	if err := h.acceptLocked(src, ev); err != nil {
+	if err := h.acceptLocked(src, ev, buf); err != nil {
 		return fmt.Errorf("logpub: ingest %s: %w", service, err)
 	}
 	src.lastSeq++
@@ -378,32 +380,28 @@ func (h *Hub) sourceLocked(id uint64, service string) *source {
 }
 
 // acceptLocked stamps, captures, remembers and publishes events of one
-// source, in that order. Events have Seq, Level and Line set. When the
-// capture write fails (a full disk), nothing of evs is remembered or
-// published and the error wraps ErrCapture: the caller does not
-// acknowledge them, so the writer keeps them and sends them again.
-func (h *Hub) acceptLocked(src *source, evs []Event) error {
+// source, in that order. Events have Seq, Level and Line set; run is their
+// lines back to back (what goes to the capture file). When the capture
+// write fails (a full disk), nothing of evs is remembered or published and
+// the error wraps ErrCapture: the caller does not acknowledge them, so the
+// writer keeps them and sends them again.
+func (h *Hub) acceptLocked(src *source, evs []Event, run []byte) error {
 	if len(evs) == 0 {
 		return nil
 	}
 	recv := h.stampLocked(len(evs))
-	h.capBuf = h.capBuf[:0]
 	for i := range evs {
 		e := &evs[i]
 		e.Node, e.Service, e.Source, e.Received = h.cfg.Node, src.service, src.id, time.Unix(0, recv+int64(i))
-		h.capBuf = append(h.capBuf, e.Line...)
 	}
 	if h.capt != nil {
-		if err := h.capt.write(src.service, h.capBuf, recv); err != nil {
+		if err := h.capt.write(src.service, run, recv); err != nil {
 			h.captureErrors.Add(1)
 			h.log.Error().Err(err).Int("events", len(evs)).Msg("capture write failed; events not acknowledged")
 			return fmt.Errorf("%w: %w", ErrCapture, err)
 		}
 		h.captured.Add(uint64(len(evs)))
 		h.capt.seqs.add(h.capt.keyFor(src.service), src.service, src.id, evs) // resume_index.go
-	}
-	if cap(h.capBuf) > 1<<20 {
-		h.capBuf = nil
 	}
 	h.received.Add(uint64(len(evs)))
 	for i := range evs {
@@ -417,54 +415,71 @@ func (h *Hub) acceptLocked(src *source, evs []Event) error {
 }
 
 // handleBatch processes one BATCH frame of a writer and returns the
-// sequence to acknowledge.
-func (h *Hub) handleBatch(src *source, body []byte) (uint64, error) {
-	// One copy per batch: events and ring entries share it. The first
-	// decode checks the whole frame (nothing of a malformed one is taken)
-	// and sizes evs; the second walks the events.
-	slab := make([]byte, len(body))
-	copy(slab, body)
-	first, n, err := decodeBatch(slab, nil)
+// sequence to acknowledge. The Hub takes body over: its events are
+// remembered and published without a copy. kept reports that it did (some
+// event was accepted), so the caller must read the next frame into a new
+// buffer.
+func (h *Hub) handleBatch(src *source, body []byte) (ack uint64, kept bool, err error) {
+	// The whole frame is checked before anything of it is taken.
+	first, n, err := checkBatch(body)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
+	// One pass over the events: check each line and move the good ones,
+	// each with its '\n', to the front of the body, one after the other.
+	// The accepted events are then one contiguous run, written to the
+	// capture file as is. The move never overtakes the read: each event
+	// header it drops is 5 bytes, a missing '\n' adds 1.
 	evs := make([]Event, 0, n)
-	decodeBatch(slab, func(seq uint64, be batchEvent) {
-		line := be.Line
-		if n := len(line); n > 0 && line[n-1] == '\n' {
-			line = line[:n-1]
-		} else if n > 0 {
-			line = append(line[:n:n], '\n')[:n]
+	w, p := batchFixed, batchFixed
+	for i := 0; i < n; i++ {
+		lvl := zerolog.Level(int8(body[p]))
+		ln := int(binary.BigEndian.Uint32(body[p+1:]))
+		p += 5
+		line := body[p : p+ln]
+		p += ln
+		if ln > 0 && line[ln-1] == '\n' {
+			line = line[:ln-1]
 		}
 		if err := h.checkLine(line); err != nil {
 			h.reject(src.service, err)
-			return
+			continue
 		}
-		evs = append(evs, Event{Seq: seq, Level: zerolog.Level(be.Level), Line: line[:len(line)+1]})
-	})
+		start := w
+		w += copy(body[w:], line)
+		body[w] = '\n'
+		w++
+		evs = append(evs, Event{Seq: first + uint64(i), Level: lvl, Line: body[start:w:w]})
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return 0, ErrClosed
+		return 0, false, ErrClosed
 	}
+	// Sequences rise within a batch, so duplicates (a batch resent after
+	// a reconnect) are a prefix and the fresh events the tail of the run.
 	settled := src.lastSeq
-	fresh := evs[:0]
-	for _, e := range evs {
-		if e.Seq <= src.lastSeq {
-			h.duplicates.Add(1)
-			continue
-		}
-		src.lastSeq = e.Seq
-		fresh = append(fresh, e)
+	k := 0
+	for k < len(evs) && evs[k].Seq <= src.lastSeq {
+		k++
 	}
-	if err := h.acceptLocked(src, fresh); err != nil {
+	h.duplicates.Add(uint64(k))
+	fresh := evs[k:]
+	run := 0
+	for i := range fresh {
+		run += len(fresh[i].Line)
+	}
+	if len(fresh) > 0 {
+		src.lastSeq = fresh[len(fresh)-1].Seq
+	}
+	if err := h.acceptLocked(src, fresh, body[w-run:w]); err != nil {
 		src.lastSeq = settled // not captured: the resent batch is fresh
-		return 0, err
+		return 0, false, err
 	}
 	if n > 0 && first+uint64(n)-1 > src.lastSeq {
 		src.lastSeq = first + uint64(n) - 1 // rejected events are settled too
 	}
-	return src.lastSeq, nil
+	return src.lastSeq, len(fresh) > 0, nil
 }
 
 func (h *Hub) timeRotation(every time.Duration) {

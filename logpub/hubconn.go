@@ -110,12 +110,15 @@ func (h *Hub) serveWriter(c net.Conn) {
 			h.badFrame(c, frameErr("writer: unexpected frame type %d", typ))
 			return
 		}
-		seq, err := h.handleBatch(src, body)
+		seq, kept, err := h.handleBatch(src, body)
 		if err != nil {
 			if errors.Is(err, ErrFrame) {
 				h.badFrame(c, err)
 			}
 			return
+		}
+		if kept {
+			buf = nil // the Hub holds the frame's events: read the next one afresh
 		}
 		ack = appendAck(ack[:0], seq)
 		c.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))

@@ -2,12 +2,13 @@ package logpub
 
 import (
 	"bufio"
-	"compress/gzip"
 	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 )
 
 // The capture files hold the JSON lines only, byte-identical. To resume a

@@ -128,14 +128,23 @@ func (s *hubSub) offer(evs []Event) {
 		return
 	}
 	queued := false
+	// The events of a batch share their source: one map lookup per run
+	// of a source, not two per event.
+	var src, sseq uint64
+	have := false
 	s.mu.Lock()
 	for i := range evs {
 		e := &evs[i]
 		if !s.filter.matchLevel(e.Level) {
 			continue
 		}
-		sseq := s.next[e.Source] + 1
-		s.next[e.Source] = sseq
+		if !have || e.Source != src {
+			if have {
+				s.next[src] = sseq
+			}
+			src, sseq, have = e.Source, s.next[e.Source], true
+		}
+		sseq++
 		if len(s.q) >= s.h.cfg.SubQueueEvents || s.qBytes+len(e.Line) > s.h.cfg.SubQueueBytes {
 			s.dropped++
 			s.h.subDrops.Add(1)
@@ -144,6 +153,9 @@ func (s *hubSub) offer(evs []Event) {
 		s.q = append(s.q, qent{ev: e, sseq: sseq})
 		s.qBytes += len(e.Line)
 		queued = true
+	}
+	if have {
+		s.next[src] = sseq
 	}
 	s.mu.Unlock()
 	if queued {
