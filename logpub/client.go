@@ -31,6 +31,11 @@ type SubscribeOptions struct {
 	// ErrHistoryEnd once in between. See resume.go.
 	Resume bool
 	After  []SourceSeq
+	// MarkHistoryEnd makes Next on a Follow stream return ErrHistoryEnd
+	// once, when the hub has sent the history asked for, so that the
+	// caller knows it before the first live event. (A live-only stream has
+	// no history: HistoryDone is true when Subscribe returns.)
+	MarkHistoryEnd bool
 }
 
 // Stream receives events from one hub's PubEndpoint.
@@ -46,6 +51,7 @@ type Stream struct {
 	closeOnce   sync.Once
 	follow      bool
 	resume      bool
+	markEnd     bool
 	sources     []SourceSeq
 }
 
@@ -69,7 +75,7 @@ func Subscribe(ctx context.Context, endpoint string, opts SubscribeOptions) (*St
 		return nil, fmt.Errorf("logpub: subscribe to %s: %w", endpoint, err)
 	}
 	c.SetWriteDeadline(time.Time{})
-	s := &Stream{endpoint: endpoint, conn: c, follow: opts.Follow, resume: opts.Resume}
+	s := &Stream{endpoint: endpoint, conn: c, follow: opts.Follow, resume: opts.Resume, markEnd: opts.MarkHistoryEnd}
 	if opts.Follow && opts.Since.IsZero() && !opts.Resume {
 		// A live-only stream starts when the hub registers it, which it
 		// marks with the END of its (empty) history: wait for it, so that
@@ -110,6 +116,12 @@ func (s *Stream) Endpoint() string { return s.endpoint }
 // HistoryDone reports whether the hub has sent all the history asked for.
 func (s *Stream) HistoryDone() bool { return s.historyDone }
 
+// Dropped returns how many matching events the hub reported, in the END
+// of the history, as dropped for this subscription until then (0 before
+// END). Those with a later event of their source also show as a jump in
+// its StreamSeq.
+func (s *Stream) Dropped() uint64 { return s.hubDropped }
+
 // Next returns the next event. It returns io.EOF at the end of a stream
 // without Follow, and an error when the hub goes away or the Stream is
 // closed. Event.Line stays valid after later calls.
@@ -139,7 +151,7 @@ func (s *Stream) Next() (Event, error) {
 			if !s.follow {
 				return Event{}, io.EOF
 			}
-			if s.resume {
+			if s.resume || s.markEnd {
 				return Event{}, ErrHistoryEnd
 			}
 		case frameSources:
@@ -212,7 +224,8 @@ func (g *GapDetector) Check(e *Event) uint64 {
 
 // ErrHistoryEnd is returned once by Next on a Resume stream when the hub
 // has sent the history and its sources report (Sources); the stream goes on
-// with live events when it follows.
+// with live events when it follows. With MarkHistoryEnd, a Follow stream
+// returns it once at the end of its history.
 var ErrHistoryEnd = errors.New("logpub: end of resumed history")
 
 // Sources returns the hub's last accepted sequence of each source, as

@@ -35,7 +35,10 @@ type options struct {
 	join     string
 	connect  listFlag
 	wait     time.Duration
-	keys     string
+	// historyWait is how long the history merge waits for a logd's next
+	// event before printing the others' without it.
+	historyWait time.Duration
+	keys        string
 
 	beaconPort int
 	iface      string
@@ -70,6 +73,15 @@ Without --follow it prints the history of the last --since (default 10m)
 and exits; with --follow it prints live events (after the --since history
 if given) until interrupted.
 
+History is printed merged across the logds in the order they received the
+events (each logd's own order is kept); a logd that sends nothing for
+--history-wait is reported and no longer waited for. Live events follow,
+as they arrive.
+
+Events a logd drops for a slow logtail are reported on stderr ("node N
+service S: K events missed") when the next event of their source arrives,
+or, if none does, when that logd's stream ends.
+
 Every flag can also be set from the environment as LOGTAIL_<FLAG>
 (LOGTAIL_LEVEL=warn, LOGTAIL_SERVICE=api, LOGTAIL_NO_COLOR=1, ...).
 
@@ -101,7 +113,8 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	fs.StringVar(&o.broadcast, "broadcast", "", "address beacons are sent to (default: the interface's subnet broadcast)")
 	fs.StringVar(&o.bind, "bind", "", "host logtail's mesh mailbox binds to (default 0.0.0.0)")
 	fs.StringVar(&o.keys, "keys", "", "CURVE key directory, as logd --keys: this logtail's key pair (NAME.key_secret) and the public keys of the logds it admits; required on a closed mesh")
-	fs.DurationVar(&o.wait, "wait", 2*time.Second, "without --follow: how long to look for logds on the mesh before querying")
+	fs.DurationVar(&o.wait, "wait", 2*time.Second, "how long to look for logds on the mesh: without --follow before querying, with --since before printing the merged history")
+	fs.DurationVar(&o.historyWait, "history-wait", 3*time.Second, "how long the merged history waits for a logd's next events before printing the others' without them")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
 		fs.PrintDefaults()
@@ -141,8 +154,8 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	if !o.follow && !set["since"] {
 		o.since = 10 * time.Minute
 	}
-	if o.since < 0 || o.count < 0 {
-		fmt.Fprintln(stderr, "logtail: --since and --count must not be negative")
+	if o.since < 0 || o.count < 0 || o.historyWait <= 0 {
+		fmt.Fprintln(stderr, "logtail: --since and --count must not be negative, --history-wait must be positive")
 		return nil, errUsage
 	}
 	o.filter = logpub.Filter{Services: o.services, Nodes: o.nodes}

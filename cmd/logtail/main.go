@@ -1,7 +1,9 @@
 // Command logtail tails the logs of a whole logmesh cluster: it finds every
 // logd (on the mesh, or the endpoints given with --connect), subscribes with
 // the filters, which the logds apply at the source, merges the streams and
-// prints the events as they come. Run logtail --help for the flags.
+// prints the events: the --since history in the order the logds received
+// the events (merge.go), then live events as they come. Events a logd
+// dropped for it are reported on stderr. Run logtail --help for the flags.
 package main
 
 import (

@@ -62,15 +62,11 @@ type tailer struct {
 	o      *options
 	stderr io.Writer
 	out    *printer
-	keys   *mesh.Curve // --keys, nil on an open mesh
+	keys   *mesh.Curve     // --keys, nil on an open mesh
+	done   <-chan struct{} // closed when logtail stops
 
 	errMu  sync.Mutex
 	failed bool
-}
-
-type item struct {
-	ev   logpub.Event
-	peer *logdPeer
 }
 
 func (t *tailer) warnf(format string, a ...any) {
@@ -82,6 +78,7 @@ func (t *tailer) warnf(format string, a ...any) {
 func (t *tailer) run(ctx context.Context, d discovery) int {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	t.done = ctx.Done()
 	changes, err := d.Watch(ctx)
 	if err != nil {
 		t.warnf("%v", err)
@@ -106,26 +103,22 @@ func (t *tailer) run(ctx context.Context, d discovery) int {
 		defer tm.Stop()
 		closedCheck = tm.C
 	}
-	started := 0
-	printed := 0
+	// History is merged across the logds: printing waits until every logd
+	// to merge is known (all of --connect, or those the mesh shows within
+	// --wait).
+	held := t.o.since > 0
+	var release <-chan time.Time
+	if held && len(t.o.connect) == 0 {
+		tm := time.NewTimer(t.o.wait)
+		defer tm.Stop()
+		release = tm.C
+	}
+	m := newMerger(t.out, t.o.count, t.o.historyWait, held, t.warnf)
+	started, seen := 0, 0
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for it := range events {
-			if !t.out.print(&it.ev, it.peer) {
-				continue
-			}
-			printed++
-			if len(events) == 0 {
-				t.out.flush()
-			}
-			if t.o.count > 0 && printed >= t.o.count {
-				cancel()
-				for range events {
-				}
-				return
-			}
-		}
+		m.run(events, cancel)
 	}()
 	finish := func() int {
 		cancel()
@@ -145,6 +138,23 @@ func (t *tailer) run(ctx context.Context, d discovery) int {
 	filter := t.o.filter
 	streamsLeft := 0
 	streamEnded := make(chan *streamHandle, 64)
+	stream := func(sctx context.Context, h *streamHandle, peer *logdPeer) {
+		started++
+		streamsLeft++
+		fd := newFeed(peer)
+		fd.histSent = since.IsZero()
+		sendControl(ctx.Done(), events, item{kind: itemOpen, hist: !since.IsZero(), feed: fd})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.stream(sctx, h, fd, filter, since, events)
+			sendControl(t.done, events, item{kind: itemClose, feed: fd})
+			select {
+			case streamEnded <- h:
+			case <-ctx.Done():
+			}
+		}()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -158,6 +168,9 @@ func (t *tailer) run(ctx context.Context, d discovery) int {
 				t.failed = true
 				return finish()
 			}
+		case <-release:
+			release = nil
+			sendControl(ctx.Done(), events, item{kind: itemRelease})
 		case <-window:
 			window = nil
 			if streamsLeft == 0 {
@@ -184,36 +197,35 @@ func (t *tailer) run(ctx context.Context, d discovery) int {
 			if !ok {
 				return finish()
 			}
-			if ch.Gone {
-				if h, ok := streams[ch.Peer.ID]; ok {
-					if !h.left.Swap(true) { // not already told by its stream
-						t.warnf("node %s left", h.name)
-					}
-					h.stop()
-					delete(streams, ch.Peer.ID) // it may come back
-				}
-				continue
+			t.change(ctx, ch, streams, stream)
+			if seen++; held && len(t.o.connect) > 0 && seen == len(t.o.connect) {
+				sendControl(ctx.Done(), events, item{kind: itemRelease})
 			}
-			if _, ok := streams[ch.Peer.ID]; ok {
-				continue
-			}
-			sctx, stop := context.WithCancel(ctx)
-			h := &streamHandle{id: ch.Peer.ID, name: ch.Peer.Name, stop: stop}
-			streams[ch.Peer.ID] = h
-			started++
-			streamsLeft++
-			peer := ch.Peer
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				t.stream(sctx, h, &peer, filter, since, events)
-				select {
-				case streamEnded <- h:
-				case <-ctx.Done():
-				}
-			}()
 		}
 	}
+}
+
+// change starts the stream of a new logd (start), or stops that of a logd
+// that left.
+func (t *tailer) change(ctx context.Context, ch peerChange, streams map[string]*streamHandle, start func(context.Context, *streamHandle, *logdPeer)) {
+	if ch.Gone {
+		if h, ok := streams[ch.Peer.ID]; ok {
+			if !h.left.Swap(true) { // not already told by its stream
+				t.warnf("node %s left", h.name)
+			}
+			h.stop()
+			delete(streams, ch.Peer.ID) // it may come back
+		}
+		return
+	}
+	if _, ok := streams[ch.Peer.ID]; ok {
+		return
+	}
+	sctx, stop := context.WithCancel(ctx)
+	h := &streamHandle{id: ch.Peer.ID, name: ch.Peer.Name, stop: stop}
+	streams[ch.Peer.ID] = h
+	peer := ch.Peer
+	start(sctx, h, &peer)
 }
 
 // streamHandle is one running stream, told apart from a later stream of
@@ -225,14 +237,20 @@ type streamHandle struct {
 	left atomic.Bool // its departure was reported (by the stream or the mesh)
 }
 
-// stream reads one logd's events into out, reporting sequence gaps. With
+// stream reads one logd's events into out (through its feed fd), reporting
+// sequence gaps and drops. The history of its first subscription is merged
+// with the other logds'; after a reconnection, the history since the last
+// event received comes as it arrives. With
 // --follow it reconnects after a failure until ctx ends (the logd left the
 // mesh, or logtail stops), asking for the history since the last event
 // received, so a logd restart loses nothing it captured.
-func (t *tailer) stream(ctx context.Context, h *streamHandle, peer *logdPeer, f logpub.Filter, since time.Time, out chan<- item) {
+func (t *tailer) stream(ctx context.Context, h *streamHandle, fd *feed, f logpub.Filter, since time.Time, out chan<- item) {
+	peer := fd.peer
+	defer t.histEnd(fd, out) // the merge waits for no stream that failed
 	backoff := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
-		last, connected, err := t.streamOnce(ctx, h, peer, f, since, out, attempt > 0)
+		last, connected, err := t.streamOnce(ctx, h, fd, f, since, out, attempt > 0)
+		t.histEnd(fd, out)
 		if !last.IsZero() {
 			since, backoff = last.Add(time.Nanosecond), 100*time.Millisecond
 		}
@@ -271,8 +289,9 @@ func (t *tailer) stream(ctx context.Context, h *streamHandle, peer *logdPeer, f 
 // streamOnce runs one subscription until it ends (nil error: end of
 // history without --follow) or fails; it returns the receive time of the
 // last event it passed on and whether it got connected at all.
-func (t *tailer) streamOnce(ctx context.Context, h *streamHandle, peer *logdPeer, f logpub.Filter, since time.Time, out chan<- item, retry bool) (last time.Time, connected bool, err error) {
-	st, err := t.subscribe(ctx, peer, logpub.SubscribeOptions{Filter: f, Since: since, Follow: t.o.follow})
+func (t *tailer) streamOnce(ctx context.Context, h *streamHandle, fd *feed, f logpub.Filter, since time.Time, out chan<- item, retry bool) (last time.Time, connected bool, err error) {
+	peer := fd.peer
+	st, err := t.subscribe(ctx, peer, logpub.SubscribeOptions{Filter: f, Since: since, Follow: t.o.follow, MarkHistoryEnd: t.o.follow})
 	if err != nil {
 		return last, false, err
 	}
@@ -281,26 +300,51 @@ func (t *tailer) streamOnce(ctx context.Context, h *streamHandle, peer *logdPeer
 		h.left.Store(false)
 		t.warnf("node %s back", peer.Name)
 	}
+	if st.HistoryDone() {
+		t.histEnd(fd, out) // live only
+	}
 	var gaps logpub.GapDetector
+	var missed uint64 // reported as gaps
+	defer func() {
+		// The logd's count of what it dropped for this subscription covers
+		// drops after which its source sent nothing more: no gap shows
+		// them. Those already reported as gaps are not reported again (the
+		// count stops at the end of the history: drops after it that a gap
+		// showed make this an underestimate, never a repeat).
+		if d := st.Dropped(); d > missed {
+			t.warnf("node %s: %d events missed (dropped by the logd for this subscriber)", peer.Name, d-missed)
+		}
+	}()
 	for {
 		e, err := st.Next()
 		if err == io.EOF {
 			return last, true, nil
 		}
+		if errors.Is(err, logpub.ErrHistoryEnd) {
+			t.histEnd(fd, out)
+			continue
+		}
 		if err != nil {
 			return last, true, err
 		}
 		if n := gaps.Check(&e); n > 0 {
+			missed += n
 			t.warnf("node %s service %s: %d events missed", peer.Name, e.Service, n)
 		}
 		if !e.History || !e.Received.IsZero() {
 			last = e.Received
 		}
-		select {
-		case out <- item{ev: e, peer: peer}:
-		case <-ctx.Done():
+		if !fd.send(ctx, out, e) {
 			return last, true, nil
 		}
+	}
+}
+
+// histEnd tells the merger that fd's merged history is complete, once.
+func (t *tailer) histEnd(fd *feed, out chan<- item) {
+	if !fd.histSent {
+		fd.histSent = true
+		sendControl(t.done, out, item{kind: itemHistEnd, feed: fd})
 	}
 }
 
