@@ -456,7 +456,7 @@ func appendEnvelope(b []byte, e *Event) []byte {
 	b = appendU64(b, e.Source)
 	b = appendU64(b, e.Seq)
 	b = appendU64(b, e.StreamSeq)
-	b = appendU64(b, uint64(e.Received.UnixNano()))
+	b = appendU64(b, uint64(unixNanoOrZero(e.Received)))
 	b = appendU32(b, uint32(len(e.Line)))
 	return append(b, e.Line...)
 }
@@ -509,7 +509,7 @@ func decodeEvents(body []byte, out []Event) ([]Event, error) {
 			Source:    binary.BigEndian.Uint64(t),
 			Seq:       binary.BigEndian.Uint64(t[8:]),
 			StreamSeq: binary.BigEndian.Uint64(t[16:]),
-			Received:  time.Unix(0, int64(binary.BigEndian.Uint64(t[24:]))),
+			Received:  timeOrZero(int64(binary.BigEndian.Uint64(t[24:]))),
 			History:   flags&envHistory != 0,
 			Line:      t[tail : tail+int(ln) : tail+int(ln)],
 		}
@@ -533,4 +533,22 @@ func decodeEnd(body []byte) (uint64, error) {
 	r := &reader{b: body}
 	v := r.u64("end dropped")
 	return v, r.done("end")
+}
+
+// unixNanoOrZero encodes a receive time, 0 for none (a history line with
+// no known time): time.Time{}.UnixNano() is not 0.
+func unixNanoOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// timeOrZero decodes a receive time: 0 is none (the zero time.Time, which
+// logtail places after the line before it).
+func timeOrZero(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
 }

@@ -52,9 +52,12 @@
 // service and receive time of its lines, so that history is exact: Since
 // compares receive times to the nanosecond, a shared capture file
 // (CaptureConfig.Shared) is filtered by service, and the files join the
-// ring with no event lost or repeated. Lines without an index (older
-// files) fall back to zerolog's "time" field, at its precision (the
-// second by default). Hub.Subscribe is the in-process equivalent for the
+// ring with no event lost or repeated. History comes in receive-time
+// order across all capture files and the ring (a merge of the files of
+// every service, history_merge.go), as logtail's merge of several nodes
+// expects. Lines without an index (older files) fall back to zerolog's
+// "time" field, at its precision (the second by default), and never come
+// before the line before them in their file. Hub.Subscribe is the in-process equivalent for the
 // dashboard.
 //
 // Collector (collect.go) is logd's collection from the mesh, broker-less:

@@ -3,16 +3,10 @@ package logpub
 import (
 	"bufio"
 	"errors"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
-
-	"github.com/klauspost/compress/gzip"
-
-	"github.com/google/uuid"
 )
 
 // fileSnap is the capture history of one capture file key at the moment a
@@ -106,114 +100,6 @@ func (c *capture) snapshot(flt *Filter, inRing map[string]int) []fileSnap {
 		snaps = append(snaps, snap)
 	}
 	return snaps
-}
-
-// histLine is one capture file line on its way to a query, with what is
-// known of it.
-type histLine struct {
-	line    []byte
-	service string    // "" if unknown (an unindexed line of a shared file)
-	recv    time.Time // zero if unknown
-	inSince bool      // at or after the query's since
-}
-
-// readHistory streams the lines of the snapshots that are older than the
-// ring, match the filter and are at or after since, in batches to emit.
-//
-// Indexed lines (see capindex.go) have their service and exact receive
-// time. Unindexed lines (written before indexes, or whose record was lost
-// in a crash) have the key's service, none in a shared file (so they pass
-// no service filter), and zerolog's "time" field as receive time, at its
-// precision (a line stamped 10:00:00 is taken as possibly any time in that
-// second, so it is kept for a since within it); one without a time field
-// is kept when a line before it was at or after since.
-func readHistory(snaps []fileSnap, since time.Time, flt *Filter, node uuid.UUID, emit func([]qent) error) error {
-	var batch []qent
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		err := emit(batch)
-		batch = batch[:0]
-		return err
-	}
-	for i := range snaps {
-		fs := &snaps[i]
-		fifo := make([]histLine, 0, min(fs.skip, 4096))
-		head := 0
-		consider := func(hl histLine) error {
-			lvl := levelOf(hl.line)
-			if !hl.inSince || !flt.matchLevel(lvl) || (len(flt.Services) > 0 && (hl.service == "" || !flt.matchService(hl.service))) {
-				return nil
-			}
-			batch = append(batch, qent{hist: true, ev: &Event{Node: node, Service: hl.service, Level: lvl, Received: hl.recv, History: true, Line: hl.line}})
-			if len(batch) >= 1024 {
-				return flush()
-			}
-			return nil
-		}
-		lastInSince := false // the latest line with a known time was at or after since
-		for j, f := range fs.files {
-			var r io.Reader = f
-			if strings.HasSuffix(f.Name(), ".gz") {
-				zr, err := gzip.NewReader(f)
-				if err != nil {
-					continue // a damaged archive: skip it, keep serving
-				}
-				r = zr
-			}
-			if j == len(fs.files)-1 && fs.limit >= 0 && !strings.HasSuffix(f.Name(), ".gz") && filepath.Base(f.Name()) == fs.key+".log" {
-				r = io.LimitReader(r, fs.limit)
-			}
-			br := bufio.NewReaderSize(r, 64<<10)
-			var ixr io.Reader
-			if fs.idx[j] != nil {
-				ixr = fs.idx[j]
-			}
-			ix := newIdxReader(ixr)
-			var off int64
-			for {
-				line, n, err := readLine(br)
-				if len(line) > 0 {
-					hl := histLine{line: line}
-					if svc, recv, ok := ix.lookup(off); ok {
-						hl.service, hl.recv = svc, time.Unix(0, recv)
-						hl.inSince = !hl.recv.Before(since)
-						lastInSince = hl.inSince
-					} else {
-						if !fs.shared {
-							hl.service = fs.key
-						}
-						if t, res, ok := lineTime(line); ok {
-							hl.recv, hl.inSince = t, t.Add(res).After(since)
-							lastInSince = hl.inSince
-						} else {
-							hl.inSince = lastInSince
-						}
-					}
-					if fs.skip == 0 {
-						if err := consider(hl); err != nil {
-							return err
-						}
-					} else if len(fifo) < fs.skip {
-						fifo = append(fifo, hl)
-					} else {
-						old := fifo[head]
-						fifo[head] = hl
-						head = (head + 1) % fs.skip
-						if err := consider(old); err != nil {
-							return err
-						}
-					}
-				}
-				off += int64(n)
-				if err != nil {
-					break
-				}
-			}
-		}
-	}
-	return flush()
 }
 
 // readLine returns one whole line (with its newline) as a fresh slice, and

@@ -99,9 +99,11 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 }
 
 // TestHistoryMergedByReceiveTime: three logds receive events in turn (event
-// i goes to logd i%3, so receive times follow i); logtail must print the
-// history in i order, from the ring and from capture files alike, stop at
-// exactly --count, and with --follow print live events after the history.
+// i goes to logd i%3, so receive times follow i), each from three services
+// in turn (one capture file each); logtail must print the history in i
+// order, from the ring and from several capture files per logd alike, stop
+// at exactly --count, and with --follow print live events after the
+// history.
 func TestHistoryMergedByReceiveTime(t *testing.T) {
 	const n = 900
 	var hubs []*logpub.Hub
@@ -115,7 +117,7 @@ func TestHistoryMergedByReceiveTime(t *testing.T) {
 		hubs, pubs = append(hubs, h), append(pubs, h.PubEndpoint())
 	}
 	for i := 0; i < n; i++ {
-		ingest(t, hubs[i%3], []string{"api", "api", "db"}[i%3], i, "")
+		ingest(t, hubs[i%3], []string{"api", "db", "web"}[(i/3)%3], i, "")
 	}
 	connect := strings.Join(pubs, ",")
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
