@@ -84,6 +84,17 @@ func TestCodecRoundTrip(t *testing.T) {
 		!g.Received.Equal(ev.Received) || g.Level != zerolog.ErrorLevel || !g.History || string(g.Line) != lines[1] {
 		t.Fatalf("events: got %+v", g)
 	}
+	// A history line with no receive time (unindexed, no time field) stays
+	// without one, so that logtail keeps it after the line before it.
+	untimed := ev
+	untimed.Received = time.Time{}
+	b, st = beginFrame(nil, frameEvents)
+	b = appendU32(b, 1)
+	b = appendEnvelope(b, &untimed)
+	b = finishFrame(b, st)
+	if evs, err := decodeEvents(frameBody(t, b, frameEvents), nil); err != nil || len(evs) != 1 || !evs[0].Received.IsZero() {
+		t.Fatalf("event without a receive time: %+v %v", evs, err)
+	}
 
 	d, err := decodeEnd(frameBody(t, appendEnd(nil, 17), frameEnd))
 	if err != nil || d != 17 {
