@@ -116,17 +116,22 @@ func TestLibzmqPeer(t *testing.T) {
 	script := `import sys, zmq
 s = zmq.Context().socket(zmq.DEALER)
 s.setsockopt(zmq.IDENTITY, b"libzmq")
-s.setsockopt(zmq.LINGER, 2000)
+s.setsockopt(zmq.LINGER, -1)
 s.connect(sys.argv[1])
 s.send(b"from libzmq")
 s.close()
 `
-	cmd := exec.Command(py, "-c", script, ep)
+	// LINGER -1: close waits until the message is delivered, however long
+	// a loaded machine takes to start and handshake (a 2 s linger lost the
+	// message once under the full suite); the context bounds the wait.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, py, "-c", script, ep)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("python: %v\n%s", err, out)
 	}
-	m := recvWithin(t, r, 5*time.Second)
+	m := recvWithin(t, r, 10*time.Second)
 	if len(m.Frames) != 2 || string(m.Frames[0]) != "libzmq" || string(m.Frames[1]) != "from libzmq" {
 		t.Fatalf("got %q", m.Frames)
 	}
