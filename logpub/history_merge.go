@@ -52,8 +52,9 @@ type histStream struct {
 	flt   *Filter
 	rank  int // position in the merge, breaks ties of equal order
 
-	nextFile    int // the next file of fs to open
-	br          *bufio.Reader
+	nextFile    int           // the next file of fs to open
+	reading     bool          // br reads an open file
+	br          *bufio.Reader // reused from file to file
 	ix          *idxReader
 	off         int64 // of the next line in the open file
 	order       int64 // merge key of the last line read
@@ -92,10 +93,9 @@ func (s *histStream) open() bool {
 		if s.fs.idx[j] != nil {
 			ixr = s.fs.idx[j]
 		}
-		s.ix, s.off = newIdxReader(ixr), 0
+		s.ix, s.off, s.reading = newIdxReader(ixr), 0, true
 		return true
 	}
-	s.br = nil
 	return false
 }
 
@@ -103,14 +103,14 @@ func (s *histStream) open() bool {
 // receive time, merge order and whether it is within since.
 func (s *histStream) raw() (histLine, bool) {
 	for {
-		if s.br == nil && !s.open() {
+		if !s.reading && !s.open() {
 			return histLine{}, false
 		}
 		line, n, err := readLine(s.br)
 		off := s.off
 		s.off += int64(n)
 		if err != nil {
-			s.br = nil // the next call opens the next file
+			s.reading = false // the next call opens the next file
 		}
 		if len(line) == 0 {
 			continue

@@ -48,16 +48,21 @@ func interleave(t *testing.T, rng *rand.Rand, apps []*app, services []string, fi
 
 // TestHistoryInReceiveOrderAcrossServices: three services log in turn,
 // in random bursts; with a ring of 30 events most history comes from each
-// service's rotated, compressed and current capture files. A hub's history
+// service's rotated (compressed, or plain) and current capture files. A hub's history
 // must come out in exact receive order across all of them and the ring,
 // with per-service order kept, for any --since (in a compressed archive,
 // a current file, at the file/ring boundary) and any filter, before and
 // after a restart, and across events captured before and after it.
 func TestHistoryInReceiveOrderAcrossServices(t *testing.T) {
+	t.Run("gzip", func(t *testing.T) { testHistoryInReceiveOrder(t, false) })
+	t.Run("plain", func(t *testing.T) { testHistoryInReceiveOrder(t, true) })
+}
+
+func testHistoryInReceiveOrder(t *testing.T, plain bool) {
 	dir := t.TempDir()
 	cfg := func(c *HubConfig) {
 		c.RingEvents = 30
-		c.Capture = CaptureConfig{Dir: dir, MaxSize: 4096}
+		c.Capture = CaptureConfig{Dir: dir, MaxSize: 4096, NoCompress: plain}
 	}
 	services := []string{"api", "db", "web"}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -73,10 +78,14 @@ func TestHistoryInReceiveOrderAcrossServices(t *testing.T) {
 	h, apps := start()
 	const n = 450
 	interleave(t, rng, apps, services, 0, n, svcOf)
-	waitArchives(t, dir, 6)
+	pattern := "-*.log"
+	if !plain {
+		waitArchives(t, dir, 6)
+		pattern += ".gz"
+	}
 	for _, s := range services {
-		if gz, _ := filepath.Glob(filepath.Join(dir, s+"-*.log.gz")); len(gz) < 2 {
-			t.Fatalf("service %s: %d compressed archives, want at least 2", s, len(gz))
+		if files, _ := filepath.Glob(filepath.Join(dir, s+pattern)); len(files) < 2 {
+			t.Fatalf("service %s: %d rotated files %s, want at least 2", s, len(files), pattern)
 		}
 	}
 
