@@ -3,6 +3,7 @@ package logpub
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -218,4 +219,74 @@ func TestHistoryUnindexedLinesOrder(t *testing.T) {
 	check("the last events in the ring", h)
 	h.Close()
 	check("from the files only", startHub(t, cfg))
+}
+
+// historyFiles opens the capture files a --since query of h would read
+// (closed at the end of the test).
+func historyFiles(t testing.TB, h *Hub, since time.Time) []fileSnap {
+	t.Helper()
+	s := &hubSub{h: h, next: map[uint64]uint64{}, nodeMatch: true, since: since}
+	h.mu.Lock()
+	s.snapshotLocked()
+	h.mu.Unlock()
+	t.Cleanup(func() {
+		for _, f := range s.files {
+			f.close()
+		}
+	})
+	return s.files
+}
+
+// TestHistoryMergeStreams: the merge reads each service's files one after
+// the other, all services abreast, and sends while it reads: when the
+// first batch goes out, every service has started its first file and
+// none has gone beyond its second, though each has five or more.
+func TestHistoryMergeStreams(t *testing.T) {
+	dir := t.TempDir()
+	h := startHub(t, func(c *HubConfig) {
+		c.RingEvents = 10
+		c.Capture = CaptureConfig{Dir: dir, MaxSize: 16 << 10, NoCompress: true}
+	})
+	services := []string{"api", "db", "web"}
+	const n = 6000
+	for i := 0; i < n; i++ {
+		line := fmt.Sprintf(`{"level":"info","i":%d,"message":"streams"}`, i)
+		if err := h.Ingest(services[i%3], []byte(line)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	since := time.Now().Add(-time.Hour)
+	files := historyFiles(t, h, since)
+	if len(files) != 3 {
+		t.Fatalf("%d keys, want 3", len(files))
+	}
+	touched := func(fs *fileSnap) (started int) {
+		for _, f := range fs.files {
+			if pos, err := f.Seek(0, io.SeekCurrent); err == nil && pos > 0 {
+				started++
+			}
+		}
+		return started
+	}
+	batches, next := 0, 0
+	err := readHistory(files, since, &Filter{}, h.cfg.Node, func(q []qent) error {
+		if batches == 0 {
+			for i := range files {
+				if got := touched(&files[i]); got < 1 || got > 2 || len(files[i].files) < 5 {
+					t.Errorf("service %s: %d of its %d files read at the first batch", files[i].key, got, len(files[i].files))
+				}
+			}
+		}
+		batches++
+		for _, e := range q {
+			if i := counterOf(t, e.ev.Line); i != next {
+				t.Fatalf("event %d: counter %d", next, i)
+			}
+			next++
+		}
+		return nil
+	})
+	if err != nil || next != n-10 || batches < 5 {
+		t.Fatalf("%d events in %d batches, want %d: %v", next, batches, n-10, err)
+	}
 }
