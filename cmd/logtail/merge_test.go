@@ -111,7 +111,8 @@ func TestHistoryMergedByReceiveTime(t *testing.T) {
 	for k := 0; k < 3; k++ {
 		h := inProcessHub(t, func(c *logpub.HubConfig) {
 			if k == 1 {
-				c.RingEvents = 50 // most of its history comes from capture files
+				c.RingEvents = 50        // most of its history comes from capture files
+				c.Capture.MaxSize = 4096 // rotated and compressed ones among them
 			}
 		})
 		hubs, pubs = append(hubs, h), append(pubs, h.PubEndpoint())
@@ -119,6 +120,7 @@ func TestHistoryMergedByReceiveTime(t *testing.T) {
 	for i := 0; i < n; i++ {
 		ingest(t, hubs[i%3], []string{"api", "db", "web"}[(i/3)%3], i, "")
 	}
+	waitFor(t, "rotated capture files", 10*time.Second, func() bool { return hubs[1].Stats().Archives >= 2 })
 	connect := strings.Join(pubs, ",")
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
