@@ -72,6 +72,7 @@ func BenchmarkHarmony(b *testing.B) {
 				b.ReportMetric(speedup, "x_single")
 				b.ReportMetric(speedup/float64(min(n, runtime.NumCPU())), "of_ideal")
 				b.ReportMetric(distCPU.Seconds()/localCPU.Seconds(), "cpu_x_single")
+				b.ReportMetric(distCPU.Seconds()/dist.Seconds(), "cores")
 			})
 		}
 	}

@@ -151,6 +151,16 @@ func Encode(dst []byte, m *Message) ([]byte, error) {
 	return dst, err
 }
 
+// encodedSize returns an upper bound of the size of m's encoding, so that
+// large frames (tasks, results) are allocated once, at their size.
+func encodedSize(m *Message) int {
+	n := 3 + 16 + 4 + 4 + 4 + 8 + 1 + 2*3 + 4 + len(m.Collector) + len(m.Spec) + len(m.Source) + len(m.Data)
+	for _, b := range m.BadLines {
+		n += 8 + 2 + len(b.Reason)
+	}
+	return n + 4*len(m.Missing)
+}
+
 func putString(dst []byte, s string) ([]byte, error) {
 	if len(s) > 0xFFFF {
 		return nil, fmt.Errorf("%w: string of %d bytes", ErrTooLarge, len(s))

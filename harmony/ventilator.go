@@ -454,8 +454,9 @@ func (v *Ventilator) dispatch() {
 			break
 		}
 		t := &v.tasks[i]
-		frame, err := Encode(nil, &Message{Type: MsgTask, Batch: v.cfg.Batch, Index: i,
-			Collector: v.cfg.Collector, Spec: v.spec, Source: t.Source, FirstLine: t.FirstLine, Data: t.Data})
+		m := &Message{Type: MsgTask, Batch: v.cfg.Batch, Index: i,
+			Collector: v.cfg.Collector, Spec: v.spec, Source: t.Source, FirstLine: t.FirstLine, Data: t.Data}
+		frame, err := Encode(make([]byte, 0, encodedSize(m)), m)
 		if err != nil {
 			v.cfg.Log.Error().Err(err).Uint32("task", i).Msg("harmony ventilator: encode task")
 			v.pop()

@@ -1,6 +1,7 @@
 package harmony
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -257,7 +258,7 @@ func (w *Worker) process(in inbound) {
 	w.bad.Add(int64(nbad))
 	res := &Message{Type: MsgResult, Batch: t.Batch, Index: t.Index, Source: t.Source,
 		Lines: uint32(lines), Bad: nbad, BadLines: details, Data: out}
-	frame, err := Encode(nil, res)
+	frame, err := Encode(make([]byte, 0, encodedSize(res)), res)
 	if err != nil {
 		w.failed.Add(1)
 		w.cfg.Log.Warn().Err(err).Uint32("task", t.Index).Msg("harmony worker: encode result")
@@ -275,9 +276,13 @@ func (w *Worker) process(in inbound) {
 	}
 }
 
+// countLines counts the lines of data as forEachLine sees them: one per
+// '\n', plus a last one without it.
 func countLines(data []byte) int {
-	n := 0
-	forEachLine(data, func(int, []byte) { n++ })
+	n := bytes.Count(data, []byte{'\n'})
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		n++
+	}
 	return n
 }
 
