@@ -151,14 +151,31 @@ func Encode(dst []byte, m *Message) ([]byte, error) {
 	return dst, err
 }
 
-// encodedSize returns an upper bound of the size of m's encoding, so that
-// large frames (tasks, results) are allocated once, at their size.
-func encodedSize(m *Message) int {
-	n := 3 + 16 + 4 + 4 + 4 + 8 + 1 + 2*3 + 4 + len(m.Collector) + len(m.Spec) + len(m.Source) + len(m.Data)
-	for _, b := range m.BadLines {
-		n += 8 + 2 + len(b.Reason)
+// checkTask reports whether a TASK message fits the wire format, so that
+// Encode cannot fail on it.
+func checkTask(m *Message) error {
+	for _, s := range []string{m.Collector, m.Spec, m.Source} {
+		if len(s) > 0xFFFF {
+			return fmt.Errorf("%w: string of %d bytes", ErrTooLarge, len(s))
+		}
 	}
-	return n + 4*len(m.Missing)
+	if len(m.Data) > MaxTaskBytes {
+		return fmt.Errorf("%w: blob of %d bytes", ErrTooLarge, len(m.Data))
+	}
+	return nil
+}
+
+// maxKeptBuffer bounds the encoding buffer a sender keeps for its next
+// frame: one huge task or result must not pin its memory for good.
+const maxKeptBuffer = 4 << 20
+
+// reusable returns buf for the next encoding, or nil if it is too large to
+// keep.
+func reusable(buf []byte) []byte {
+	if cap(buf) > maxKeptBuffer {
+		return nil
+	}
+	return buf
 }
 
 func putString(dst []byte, s string) ([]byte, error) {
