@@ -34,6 +34,12 @@ func cpuTime() time.Duration {
 //	x_single      wall-clock speed-up over the single process
 //	of_ideal      x_single / min(workers, cores)
 //	cpu_x_single  CPU time per line against the single process (overhead)
+//	cores         CPU time / wall time of the pipeline: under 2 with two
+//	              workers, the machine (or a starved pipeline) held it back
+//	single_cpu_ns/line, extra_cpu_ns/line
+//	              CPU per line of the single process, and what the pipeline
+//	              spends per line on top of it (tasks, sockets, merge): the
+//	              overhead, independent of the processor's own speed
 func BenchmarkHarmony(b *testing.B) {
 	for _, spec := range []string{"filter level>=warn msg~timeout|retry", "count-by level,service,minute"} {
 		job := mustJob(b, spec)
@@ -72,6 +78,9 @@ func BenchmarkHarmony(b *testing.B) {
 				b.ReportMetric(speedup, "x_single")
 				b.ReportMetric(speedup/float64(min(n, runtime.NumCPU())), "of_ideal")
 				b.ReportMetric(distCPU.Seconds()/localCPU.Seconds(), "cpu_x_single")
+				b.ReportMetric(distCPU.Seconds()/dist.Seconds(), "cores")
+				b.ReportMetric(float64(localCPU.Nanoseconds())/lines, "single_cpu_ns/line")
+				b.ReportMetric(float64((distCPU-localCPU).Nanoseconds())/lines, "extra_cpu_ns/line")
 			})
 		}
 	}

@@ -151,6 +151,33 @@ func Encode(dst []byte, m *Message) ([]byte, error) {
 	return dst, err
 }
 
+// checkTask reports whether a TASK message fits the wire format, so that
+// Encode cannot fail on it.
+func checkTask(m *Message) error {
+	for _, s := range []string{m.Collector, m.Spec, m.Source} {
+		if len(s) > 0xFFFF {
+			return fmt.Errorf("%w: string of %d bytes", ErrTooLarge, len(s))
+		}
+	}
+	if len(m.Data) > MaxTaskBytes {
+		return fmt.Errorf("%w: blob of %d bytes", ErrTooLarge, len(m.Data))
+	}
+	return nil
+}
+
+// maxKeptBuffer bounds the encoding buffer a sender keeps for its next
+// frame: one huge task or result must not pin its memory for good.
+const maxKeptBuffer = 4 << 20
+
+// reusable returns buf for the next encoding, or nil if it is too large to
+// keep.
+func reusable(buf []byte) []byte {
+	if cap(buf) > maxKeptBuffer {
+		return nil
+	}
+	return buf
+}
+
 func putString(dst []byte, s string) ([]byte, error) {
 	if len(s) > 0xFFFF {
 		return nil, fmt.Errorf("%w: string of %d bytes", ErrTooLarge, len(s))

@@ -44,7 +44,7 @@ func (j *countByJob) Spec() string { return j.spec }
 // value (u16 length, 0xFFFF for missing, then bytes) and a u64 count, sorted
 // by key.
 func (j *countByJob) Process(data []byte, bad func(int, string)) ([]byte, error) {
-	counts := map[string]uint64{}
+	counts := map[string]*uint64{}
 	vals := make([][]byte, len(j.keys))
 	var key []byte
 	collect := func(k, v []byte) {
@@ -67,7 +67,11 @@ func (j *countByJob) Process(data []byte, bad func(int, string)) ([]byte, error)
 		for i, name := range j.keys {
 			key = appendKeyPart(key, name, vals[i])
 		}
-		counts[string(key)]++
+		if c := counts[string(key)]; c != nil { // a lookup allocates no string
+			*c++
+		} else {
+			counts[string(key)] = new(uint64(1))
+		}
 	})
 	keys := make([]string, 0, len(counts))
 	for k := range counts {
@@ -77,7 +81,7 @@ func (j *countByJob) Process(data []byte, bad func(int, string)) ([]byte, error)
 	out := binary.BigEndian.AppendUint32(nil, uint32(len(keys)))
 	for _, k := range keys {
 		out = append(out, k...)
-		out = binary.BigEndian.AppendUint64(out, counts[k])
+		out = binary.BigEndian.AppendUint64(out, *counts[k])
 	}
 	return out, nil
 }
@@ -86,10 +90,16 @@ func appendKeyPart(dst []byte, name string, raw []byte) []byte {
 	if raw == nil || string(raw) == "null" {
 		return binary.BigEndian.AppendUint16(dst, missingValue)
 	}
+	if name == "minute" { // written in place: no allocation per line
+		at := len(dst)
+		dst = appendMinute(append(dst, 0, 0), raw)
+		n := min(len(dst)-at-2, missingValue-1)
+		dst = dst[:at+2+n]
+		binary.BigEndian.PutUint16(dst[at:], uint16(n))
+		return dst
+	}
 	var v []byte
 	switch {
-	case name == "minute":
-		v = appendMinute(nil, raw)
 	case len(raw) >= 2 && raw[0] == '"' && !hasByte(raw, '\\'):
 		v = raw[1 : len(raw)-1] // a plain string: no need to decode
 	default:

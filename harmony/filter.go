@@ -181,13 +181,24 @@ func (j *filterJob) match(vals [][]byte) bool {
 			if v == nil {
 				return false
 			}
-			r, ok := levelRank[textValue(v)]
+			r, ok := levelOf(v)
 			if !ok || !compareRank(r, t.op, t.rank) {
 				return false
 			}
 		}
 	}
 	return true
+}
+
+// levelOf returns the rank of a raw JSON level value, without allocating
+// for a plain string.
+func levelOf(raw []byte) (int, bool) {
+	if len(raw) >= 2 && raw[0] == '"' && !hasByte(raw, '\\') {
+		r, ok := levelRank[string(raw[1:len(raw)-1])]
+		return r, ok
+	}
+	r, ok := levelRank[textValue(raw)]
+	return r, ok
 }
 
 func compareRank(r int, op filterOp, want int) bool {

@@ -180,3 +180,13 @@ func FuzzScanObject(f *testing.F) {
 		checkScan(t, line)
 	})
 }
+
+func TestCountLinesAgreesWithForEachLine(t *testing.T) {
+	for _, s := range []string{"", "\n", "a", "a\n", "a\nb", "a\n\nb\n", "\n\n\n", "{}\n{}"} {
+		want := 0
+		forEachLine([]byte(s), func(int, []byte) { want++ })
+		if got := countLines([]byte(s)); got != want {
+			t.Errorf("countLines(%q) = %d, forEachLine sees %d", s, got, want)
+		}
+	}
+}

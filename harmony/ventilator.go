@@ -104,7 +104,7 @@ type taskState struct {
 type workerConn struct {
 	ep       string
 	link     *link
-	out      chan []byte // frames for the sender goroutine
+	out      chan *Message // tasks for the sender goroutine
 	inflight map[uint32]struct{}
 	suspect  bool
 }
@@ -403,7 +403,7 @@ func (v *Ventilator) refreshWorkers() {
 	for _, ep := range v.cfg.Workers.WorkerEndpoints() {
 		want[ep] = true
 		if v.workers[ep] == nil && v.ctx.Err() == nil {
-			w := &workerConn{ep: ep, inflight: map[uint32]struct{}{}, out: make(chan []byte, v.cfg.InFlight)}
+			w := &workerConn{ep: ep, inflight: map[uint32]struct{}{}, out: make(chan *Message, v.cfg.InFlight)}
 			w.link = dialLink(v.ctx, &v.wg, ep, v.id, v.linkSec(), v.onRecv(w), v.onLink(w, false), v.onLink(w, true))
 			v.workers[ep] = w
 			v.wg.Add(1)
@@ -426,15 +426,25 @@ func (v *Ventilator) refreshWorkers() {
 	sort.Slice(v.order, func(a, b int) bool { return v.order[a].ep < v.order[b].ep })
 }
 
-// sender writes a worker's task frames, so that a slow connection never
-// blocks the ventilator's loop.
+// sender encodes and writes a worker's tasks, so that a slow connection
+// never blocks the ventilator's loop. It encodes every task into the same
+// buffer: zmq4's Send returns once the frame is written to the connection
+// (or dropped), so the buffer is free again, and a batch's data is copied
+// once, not allocated and cleared again for each task.
 func (v *Ventilator) sender(w *workerConn) {
 	defer v.wg.Done()
+	var buf []byte
 	for {
 		select {
 		case <-w.link.ctx.Done():
 			return
-		case frame := <-w.out:
+		case m := <-w.out:
+			frame, err := Encode(buf[:0], m)
+			if err != nil { // checkTask let it through: cannot happen
+				v.cfg.Log.Error().Err(err).Uint32("task", m.Index).Msg("harmony ventilator: encode task")
+				continue
+			}
+			buf = reusable(frame)
 			if err := w.link.send(frame, time.Second); err != nil && w.link.ctx.Err() == nil {
 				v.cfg.Log.Debug().Err(err).Str("worker", w.ep).Msg("harmony ventilator: send task")
 			}
@@ -454,15 +464,15 @@ func (v *Ventilator) dispatch() {
 			break
 		}
 		t := &v.tasks[i]
-		frame, err := Encode(nil, &Message{Type: MsgTask, Batch: v.cfg.Batch, Index: i,
-			Collector: v.cfg.Collector, Spec: v.spec, Source: t.Source, FirstLine: t.FirstLine, Data: t.Data})
-		if err != nil {
+		m := &Message{Type: MsgTask, Batch: v.cfg.Batch, Index: i,
+			Collector: v.cfg.Collector, Spec: v.spec, Source: t.Source, FirstLine: t.FirstLine, Data: t.Data}
+		if err := checkTask(m); err != nil {
 			v.cfg.Log.Error().Err(err).Uint32("task", i).Msg("harmony ventilator: encode task")
 			v.pop()
 			continue
 		}
 		select {
-		case w.out <- frame:
+		case w.out <- m:
 		default:
 			w.suspect = true // its sender is stuck: give it less
 			return

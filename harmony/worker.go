@@ -1,6 +1,7 @@
 package harmony
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -210,12 +211,13 @@ func (w *Worker) recvLoop() {
 
 func (w *Worker) processLoop() {
 	defer w.wg.Done()
+	var buf []byte // result frames, reused: sends return once written
 	for {
 		select {
 		case <-w.ctx.Done():
 			return
 		case in := <-w.tasks:
-			w.process(in)
+			buf = w.process(in, buf)
 		}
 	}
 }
@@ -237,19 +239,21 @@ func (w *Worker) job(spec string) (Job, error) {
 	return j, nil
 }
 
-func (w *Worker) process(in inbound) {
+// process runs one task and sends its RESULT and DONE; it encodes the
+// result into buf and returns the buffer for the next task.
+func (w *Worker) process(in inbound, buf []byte) []byte {
 	t := in.msg
 	job, err := w.job(t.Spec)
 	if err != nil {
 		w.failed.Add(1)
 		w.cfg.Log.Warn().Err(err).Uint32("task", t.Index).Msg("harmony worker: cannot run task")
-		return // no DONE: the ventilator times the task out
+		return buf // no DONE: the ventilator times the task out
 	}
 	out, nbad, details, err := processTask(job, t.Source, t.FirstLine, t.Data)
 	if err != nil {
 		w.failed.Add(1)
 		w.cfg.Log.Warn().Err(err).Uint32("task", t.Index).Msg("harmony worker: task failed")
-		return
+		return buf
 	}
 	lines := countLines(t.Data)
 	w.tasksN.Add(1)
@@ -257,11 +261,11 @@ func (w *Worker) process(in inbound) {
 	w.bad.Add(int64(nbad))
 	res := &Message{Type: MsgResult, Batch: t.Batch, Index: t.Index, Source: t.Source,
 		Lines: uint32(lines), Bad: nbad, BadLines: details, Data: out}
-	frame, err := Encode(nil, res)
+	frame, err := Encode(buf[:0], res)
 	if err != nil {
 		w.failed.Add(1)
 		w.cfg.Log.Warn().Err(err).Uint32("task", t.Index).Msg("harmony worker: encode result")
-		return
+		return buf
 	}
 	if err := w.sendResult(t.Collector, frame); err != nil {
 		w.dropped.Add(1)
@@ -273,11 +277,16 @@ func (w *Worker) process(in inbound) {
 	if err := w.router.Send(zmq4.NewMsgFrom(in.from, done)); err != nil && w.ctx.Err() == nil {
 		w.cfg.Log.Debug().Err(err).Msg("harmony worker: send DONE")
 	}
+	return reusable(frame)
 }
 
+// countLines counts the lines of data as forEachLine sees them: one per
+// '\n', plus a last one without it.
 func countLines(data []byte) int {
-	n := 0
-	forEachLine(data, func(int, []byte) { n++ })
+	n := bytes.Count(data, []byte{'\n'})
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		n++
+	}
 	return n
 }
 
