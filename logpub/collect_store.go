@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/logmesh/logmesh/internal/atomicfile"
 
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
@@ -477,23 +478,7 @@ func saveCursors(dir string, cf *cursorFile) error {
 	if err != nil {
 		return fmt.Errorf("logpub: encode collector cursors: %w", err)
 	}
-	tmp := filepath.Join(dir, "."+cursorFileName+".tmp")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("logpub: save collector cursors: %w", err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, cursorFileName))
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.WriteFile(filepath.Join(dir, cursorFileName), b, 0o644); err != nil {
 		return fmt.Errorf("logpub: save collector cursors: %w", err)
 	}
 	return nil

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/logmesh/logmesh/internal/atomicfile"
 )
 
 // record is a schedule as replicated and persisted: the spec, its version
@@ -109,23 +111,7 @@ func saveState(dir string, recs []*record) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("timer: save schedules: %w", err)
 	}
-	f, err := os.CreateTemp(dir, stateName+".tmp*")
-	if err != nil {
-		return fmt.Errorf("timer: save schedules: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, stateName))
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.WriteFile(filepath.Join(dir, stateName), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("timer: save schedules to %s: %w", dir, err)
 	}
 	return nil
