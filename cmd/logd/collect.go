@@ -94,23 +94,7 @@ func startCollect(ctx context.Context, d *daemon) (func(), error) {
 	cfg.StateDir = d.dataDir
 	cfg.Services, cfg.Nodes = f.services, f.nodes
 	cfg.Log = d.log.With().Str("room", "collect").Logger()
-	lp := lpFlags
-	cfg.Capture = logpub.CaptureConfig{
-		MaxSize:     int64(lp.rotateSize),
-		RotateEvery: lp.rotateEvery,
-		MaxBackups:  lp.maxBackups,
-		MaxAge:      int((lp.maxAge + 24*time.Hour - 1) / (24 * time.Hour)),
-		NoCompress:  lp.noCompress,
-		OnArchive: func(path, service string) {
-			d.log.Info().Str("file", path).Str("service", service).Msg("collected capture archived")
-			logHubMu.Lock()
-			fns := append([]func(string, string){}, onArchive...)
-			logHubMu.Unlock()
-			for _, fn := range fns {
-				fn(path, service)
-			}
-		},
-	}
+	cfg.Capture = lpFlags.captureConfig(d, "collected capture archived")
 	c, err := logpub.NewCollector(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("--collect-logs: %w", err)

@@ -78,23 +78,18 @@ func logpubFlagsRegister(fs *flag.FlagSet) {
 	fs.StringVar(&f.pubBind, "pub-bind", "tcp://0.0.0.0:0", "where logtail and other logds subscribe; advertised as X-LOGD-PUB")
 }
 
-func startLogpub(ctx context.Context, d *daemon) (func(), error) {
-	f := lpFlags
-	cfg := logpub.DefaultHubConfig()
-	cfg.Node, cfg.NodeName = d.node.UUID(), d.node.Name()
-	cfg.Log = d.log.With().Str("room", "logpub").Logger()
-	cfg.WriterEndpoint, cfg.PubEndpoint = f.writerEndpoint, f.pubBind
-	cfg.RingEvents, cfg.RingBytes = f.ringEvents, f.ringMB<<20
-	cfg.Capture = logpub.CaptureConfig{
-		Dir:         f.captureDir,
-		Shared:      f.shared,
+// captureConfig is the rotation and archiving of capture files set by the
+// flags, for the hub's own captures and the collector's: rotated archives
+// are logged with msg and announced to every archive listener (FileMQ).
+func (f logpubFlags) captureConfig(d *daemon, msg string) logpub.CaptureConfig {
+	return logpub.CaptureConfig{
 		MaxSize:     int64(f.rotateSize),
 		RotateEvery: f.rotateEvery,
 		MaxBackups:  f.maxBackups,
 		MaxAge:      int((f.maxAge + 24*time.Hour - 1) / (24 * time.Hour)),
 		NoCompress:  f.noCompress,
 		OnArchive: func(path, service string) {
-			d.log.Info().Str("file", path).Str("service", service).Msg("capture archived")
+			d.log.Info().Str("file", path).Str("service", service).Msg(msg)
 			logHubMu.Lock()
 			fns := append([]func(string, string){}, onArchive...)
 			logHubMu.Unlock()
@@ -103,6 +98,17 @@ func startLogpub(ctx context.Context, d *daemon) (func(), error) {
 			}
 		},
 	}
+}
+
+func startLogpub(ctx context.Context, d *daemon) (func(), error) {
+	f := lpFlags
+	cfg := logpub.DefaultHubConfig()
+	cfg.Node, cfg.NodeName = d.node.UUID(), d.node.Name()
+	cfg.Log = d.log.With().Str("room", "logpub").Logger()
+	cfg.WriterEndpoint, cfg.PubEndpoint = f.writerEndpoint, f.pubBind
+	cfg.RingEvents, cfg.RingBytes = f.ringEvents, f.ringMB<<20
+	cfg.Capture = f.captureConfig(d, "capture archived")
+	cfg.Capture.Dir, cfg.Capture.Shared = f.captureDir, f.shared
 	if cfg.Capture.Dir == "" {
 		cfg.Capture.Dir = filepath.Join(d.dataDir, "capture")
 	}
