@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/logmesh/logmesh/internal/zmtp"
 )
 
 // Wire layout of the CurveZMQ commands (RFC 26, carried as ZMTP commands per
@@ -29,9 +31,9 @@ const (
 
 // ZMTP frame flags (RFC 23/37).
 const (
-	flagMore    = 0x01
-	flagLong    = 0x02
-	flagCommand = 0x04
+	flagMore    = zmtp.FlagMore
+	flagLong    = zmtp.FlagLong
+	flagCommand = zmtp.FlagCommand
 )
 
 // Flags inside a MESSAGE box (RFC 26 / libzmq).
@@ -242,23 +244,14 @@ func isNameChar(c byte) bool {
 // readFrame reads one ZMTP frame whose body is at most limit bytes, into buf
 // (grown when needed), and returns its flags and body.
 func readFrame(r io.Reader, buf []byte, limit int64) (byte, []byte, error) {
-	var hdr [9]byte
-	if _, err := io.ReadFull(r, hdr[:2]); err != nil {
+	flags, size, err := zmtp.ReadHeader(r, uint64(limit))
+	switch {
+	case errors.Is(err, zmtp.ErrTooLarge):
+		return 0, nil, fmt.Errorf("%w: %w", ErrTooLarge, err)
+	case errors.Is(err, zmtp.ErrFrame):
+		return 0, nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	case err != nil:
 		return 0, nil, err
-	}
-	flags := hdr[0]
-	if flags&^(flagMore|flagLong|flagCommand) != 0 {
-		return 0, nil, fmt.Errorf("%w: frame flags %#x", ErrMalformed, flags)
-	}
-	size := uint64(hdr[1])
-	if flags&flagLong != 0 {
-		if _, err := io.ReadFull(r, hdr[2:9]); err != nil {
-			return 0, nil, err
-		}
-		size = binary.BigEndian.Uint64(hdr[1:9])
-	}
-	if size > uint64(limit) {
-		return 0, nil, fmt.Errorf("%w: frame of %d bytes, limit %d", ErrTooLarge, size, limit)
 	}
 	if uint64(cap(buf)) < size {
 		buf = make([]byte, size)
@@ -272,11 +265,7 @@ func readFrame(r io.Reader, buf []byte, limit int64) (byte, []byte, error) {
 
 // appendFrameHeader appends a ZMTP frame header for a body of size bytes.
 func appendFrameHeader(dst []byte, flags byte, size int) []byte {
-	if size > 255 {
-		dst = append(dst, flags|flagLong)
-		return binary.BigEndian.AppendUint64(dst, uint64(size))
-	}
-	return append(dst, flags&^flagLong, byte(size))
+	return zmtp.AppendHeader(dst, flags, size)
 }
 
 // ErrTooLarge reports a frame over the configured size limit.

@@ -17,12 +17,14 @@ import (
 	"io"
 	"net"
 	"time"
+
+	"github.com/logmesh/logmesh/internal/zmtp"
 )
 
 const (
-	flagMore    = 0x01
-	flagLong    = 0x02
-	flagCommand = 0x04
+	flagMore    = zmtp.FlagMore
+	flagLong    = zmtp.FlagLong
+	flagCommand = zmtp.FlagCommand
 )
 
 // zmtpGreeting is what we send: signature, version 3.0, NULL, not server.
@@ -118,29 +120,14 @@ var errTooBig = errors.New("message too big")
 
 // readFrame reads one frame of at most max bytes.
 func readFrame(r *bufio.Reader, max int) ([]byte, byte, error) {
-	flags, err := r.ReadByte()
-	if err != nil {
+	flags, size, err := zmtp.ReadHeader(r, uint64(max))
+	switch {
+	case errors.Is(err, zmtp.ErrTooLarge):
+		return nil, 0, fmt.Errorf("%w: %w", errTooBig, err)
+	case errors.Is(err, zmtp.ErrFrame):
+		return nil, 0, fmt.Errorf("%w: %w", ErrMalformed, err)
+	case err != nil:
 		return nil, 0, err
-	}
-	if flags&^(flagMore|flagLong|flagCommand) != 0 {
-		return nil, 0, fmt.Errorf("%w: frame flags %#02x", ErrMalformed, flags)
-	}
-	var size uint64
-	if flags&flagLong != 0 {
-		var b [8]byte
-		if _, err := io.ReadFull(r, b[:]); err != nil {
-			return nil, 0, err
-		}
-		size = binary.BigEndian.Uint64(b[:])
-	} else {
-		s, err := r.ReadByte()
-		if err != nil {
-			return nil, 0, err
-		}
-		size = uint64(s)
-	}
-	if size > uint64(max) {
-		return nil, 0, fmt.Errorf("%w: frame of %d bytes, limit %d", errTooBig, size, max)
 	}
 	body := make([]byte, size)
 	if _, err := io.ReadFull(r, body); err != nil {
@@ -179,14 +166,8 @@ func readMessage(r *bufio.Reader, max int) ([][]byte, error) {
 }
 
 func writeFrame(w *bufio.Writer, body []byte, flags byte) error {
-	if len(body) > 255 {
-		var h [9]byte
-		h[0] = flags | flagLong
-		binary.BigEndian.PutUint64(h[1:], uint64(len(body)))
-		w.Write(h[:])
-	} else {
-		w.Write([]byte{flags, byte(len(body))})
-	}
+	var h [zmtp.MaxHeader]byte
+	w.Write(zmtp.AppendHeader(h[:0], flags, len(body)))
 	_, err := w.Write(body)
 	return err
 }

@@ -7,6 +7,15 @@ import (
 	"testing"
 )
 
+// readers gives the two ways ReadHeader reads: a byte at a time (an
+// io.ByteReader, like bufio.Reader) and with io.ReadFull (a plain Reader).
+func readers(b []byte) map[string]io.Reader {
+	return map[string]io.Reader{
+		"byte reader":  bytes.NewReader(b),
+		"plain reader": struct{ io.Reader }{bytes.NewReader(b)},
+	}
+}
+
 func TestHeaderRoundTrip(t *testing.T) {
 	for _, tc := range []struct {
 		flags byte
@@ -19,9 +28,11 @@ func TestHeaderRoundTrip(t *testing.T) {
 		if len(h) != tc.len {
 			t.Errorf("size %d: header of %d bytes, want %d", tc.size, len(h), tc.len)
 		}
-		flags, size, err := ReadHeader(bytes.NewReader(h), 1<<20)
-		if err != nil || size != uint64(tc.size) || flags&^FlagLong != tc.flags {
-			t.Errorf("size %d flags %#x: got %#x %d %v", tc.size, tc.flags, flags, size, err)
+		for how, r := range readers(h) {
+			flags, size, err := ReadHeader(r, 1<<20)
+			if err != nil || size != uint64(tc.size) || flags&^FlagLong != tc.flags {
+				t.Errorf("%s: size %d flags %#x: got %#x %d %v", how, tc.size, tc.flags, flags, size, err)
+			}
 		}
 	}
 }
@@ -38,8 +49,15 @@ func TestReadHeaderRejects(t *testing.T) {
 		"over limit":     {AppendHeader(nil, 0, 1001), ErrFrame},
 		"huge":           {[]byte{FlagLong, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF}, ErrFrame},
 	} {
-		if _, _, err := ReadHeader(bytes.NewReader(tc.in), 1000); !errors.Is(err, tc.want) {
-			t.Errorf("%s: err %v, want %v", name, err, tc.want)
+		for how, r := range readers(tc.in) {
+			_, _, err := ReadHeader(r, 1000)
+			if !errors.Is(err, tc.want) {
+				t.Errorf("%s, %s: err %v, want %v", name, how, err, tc.want)
+			}
+			// Only a size over the limit says ErrTooLarge.
+			if big := name == "over limit" || name == "huge"; errors.Is(err, ErrTooLarge) != big {
+				t.Errorf("%s, %s: errors.Is(err, ErrTooLarge) = %v, want %v", name, how, !big, big)
+			}
 		}
 	}
 }
@@ -51,6 +69,12 @@ func FuzzReadHeader(f *testing.F) {
 	f.Add([]byte{FlagLong, 0xFF})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		flags, size, err := ReadHeader(bytes.NewReader(in), 4096)
+		// Both ways of reading agree, errors included.
+		f2, s2, err2 := ReadHeader(struct{ io.Reader }{bytes.NewReader(in)}, 4096)
+		if f2 != flags || s2 != size || (err == nil) != (err2 == nil) ||
+			(err != nil && (errors.Is(err, ErrTooLarge) != errors.Is(err2, ErrTooLarge) || errors.Is(err, io.ErrUnexpectedEOF) != errors.Is(err2, io.ErrUnexpectedEOF))) {
+			t.Fatalf("byte reader %#x %d %v, plain reader %#x %d %v", flags, size, err, f2, s2, err2)
+		}
 		if err != nil {
 			return
 		}
