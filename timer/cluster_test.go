@@ -253,8 +253,19 @@ func TestClusterRestartAll(t *testing.T) {
 		}
 		return strings.Join(out, ",")
 	}
+	// "a,b" alone also holds on a node that has not yet heard of c at
+	// all; wait for c's tombstone too, so that what each node saves on
+	// Close is the converged state.
+	cancelled := func(s *Service) bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		e := s.entries["c"]
+		return e != nil && e.rec.Deleted
+	}
 	for _, n := range tn {
-		eventually(t, 10*time.Second, "a,b on every node", func() bool { return names(n.svc) == "a,b" })
+		eventually(t, 10*time.Second, "a,b and c's tombstone on every node", func() bool {
+			return names(n.svc) == "a,b" && cancelled(n.svc)
+		})
 	}
 	for _, n := range tn {
 		n.close()
