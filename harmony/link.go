@@ -2,7 +2,6 @@ package harmony
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -89,18 +88,6 @@ func (l *link) refuse(err error) {
 	l.lsec.log.Warn().Err(err).Str("endpoint", l.ep).Msg("harmony: connection refused")
 }
 
-// refusal reports whether a failed Dial was a security refusal (another
-// mechanism, an ERROR from the server, a key that does not match) rather
-// than a connection lost during the handshake.
-func refusal(err error) bool {
-	for _, e := range []error{zmtpguard.ErrMechanism, curve.ErrRefused, curve.ErrAuth, curve.ErrMalformed, curve.ErrUnauthorized} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
-}
-
 func (l *link) run() {
 	if l.noKey != nil {
 		l.refuse(l.noKey)
@@ -126,7 +113,7 @@ func (l *link) run() {
 			// Retries are unlimited, so only the ZMTP greeting or the
 			// security handshake fails: try again later, the server may
 			// get our key.
-			if refusal(err) {
+			if zmtpguard.Refusal(err) {
 				l.refuse(err)
 			} else {
 				l.lsec.log.Debug().Err(err).Str("endpoint", l.ep).Msg("harmony: handshake failed; retrying")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zeromq/zmq4"
@@ -47,12 +48,20 @@ var ErrRefused = errors.New("timer: connection refused by its security handshake
 // removes and lists schedules. It reconnects by itself.
 type Client struct {
 	cfg    ClientConfig
-	sock   zmq4.Socket
+	id     []byte
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	kick   chan struct{}
 	sendMu sync.Mutex
+	sock   zmq4.Socket // under sendMu; replaced when the link goes silent
+
+	// lastRecv is when the service was last heard (Unix ns); upAt when the
+	// current socket's Dial returned (0 while dialling). The heartbeat
+	// loop replaces a socket that has heard nothing for liveness.
+	lastRecv   atomic.Int64
+	upAt       atomic.Int64
+	reconnects atomic.Uint64
 
 	mu       sync.Mutex
 	nextReq  uint32
@@ -103,6 +112,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	id := make([]byte, 16)
 	rand.Read(id)
 	c := &Client{
+		id:      id,
 		sec:     sec,
 		cfg:     cfg,
 		kick:    make(chan struct{}, 1),
@@ -111,22 +121,38 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		watches: make(map[string][]*fireSub),
 	}
 	c.ctx, c.cancel = context.WithCancel(zmtpguard.WithCounters(cfg.Logger.WithContext(context.Background()), &c.guard))
-	// zmq4: without automatic reconnect and unlimited retries a DEALER
-	// never comes back after the service restarts; WithTimeout bounds a
-	// Send made while disconnected (it is then dropped, hence heartbeats
-	// and request retries).
-	opts := []zmq4.Option{zmq4.WithID(zmq4.SocketIdentity(id)),
-		zmq4.WithAutomaticReconnect(true), zmq4.WithDialerMaxRetries(-1),
-		zmq4.WithTimeout(cfg.Retry / 2)}
-	if sec != nil {
-		opts = append(opts, zmq4.WithSecurity(sec))
-	}
-	c.sock = zmq4.NewDealer(c.ctx, opts...)
+	c.sock = c.newSocket()
 	c.wg.Add(2)
-	go c.connect()
+	go c.run()
 	go c.heartbeat()
 	return c, nil
 }
+
+// newSocket makes the client's DEALER, always with the same identity so
+// the service keeps our subscriptions across a new socket.
+func (c *Client) newSocket() zmq4.Socket {
+	// zmq4's automatic reconnect is not used: it redials from inside a
+	// failed write, holding the writer's lock the redial then waits for
+	// (zmq4 issue #132), and it stops for good after a failed handshake.
+	// run redials with a new socket instead. Retries are unlimited, so
+	// Dial waits for a service that is not up yet; WithTimeout bounds a
+	// Send made while disconnected (it is then dropped, hence heartbeats
+	// and request retries).
+	opts := []zmq4.Option{zmq4.WithID(zmq4.SocketIdentity(c.id)),
+		zmq4.WithDialerMaxRetries(-1), zmq4.WithTimeout(c.cfg.Retry / 2)}
+	if c.sec != nil {
+		opts = append(opts, zmq4.WithSecurity(c.sec))
+	}
+	return zmq4.NewDealer(c.ctx, opts...)
+}
+
+// liveness is how long the link may stay silent before the client drops
+// its socket for a new one: the service answers every heartbeat.
+func (c *Client) liveness() time.Duration { return 4*c.cfg.Heartbeat + c.cfg.Retry }
+
+// Reconnects counts the new sockets the client took after its connection
+// dropped or the service stopped answering its heartbeats.
+func (c *Client) Reconnects() uint64 { return c.reconnects.Load() }
 
 // Err returns why the client stopped by itself (wrapping ErrRefused), or
 // nil while it runs or after Close.
@@ -146,43 +172,101 @@ func (c *Client) Refused() uint64 {
 	return n
 }
 
+// stopped is the error of a call on a stopped client: why it stopped by
+// itself, or ErrClosed.
+func (c *Client) stopped() error {
+	if err := c.Err(); err != nil {
+		return err
+	}
+	return ErrClosed
+}
+
 // Close stops the client; every channel it returned is closed.
 func (c *Client) Close() error {
 	c.cancel()
+	c.sendMu.Lock()
 	err := c.sock.Close()
+	c.sendMu.Unlock()
 	c.wg.Wait()
 	return err
 }
 
-func (c *Client) connect() {
+// run dials the service and receives from it until Close or a refusal. A
+// lost connection, a dial cut short (the service closing while we
+// connect) and a socket the heartbeat loop dropped as silent are all
+// replaced by a new socket.
+func (c *Client) run() {
 	defer c.wg.Done()
-	// zmq4: Dial blocks until the service is reachable (retries forever);
-	// it fails only when the ZMTP greeting or security handshake does.
 	// Dialling through the guarded transports refuses and counts a service
 	// that answers with another mechanism (no downgrade either way).
 	ep := zmtpguard.Endpoint(c.cfg.Endpoint)
 	if c.sec != nil {
 		ep = zmtpguard.CurveEndpoint(c.cfg.Endpoint)
 	}
-	if err := c.sock.Dial(ep); err != nil {
-		if c.ctx.Err() == nil {
+	cut := 0 // handshakes cut short in a row
+	for first := true; ; first = false {
+		c.sendMu.Lock()
+		if !first {
+			c.sock = c.newSocket()
+		}
+		sock := c.sock
+		c.sendMu.Unlock()
+		// zmq4: Dial blocks until the service is reachable (retries
+		// forever); it fails only when the greeting or handshake does.
+		err := sock.Dial(ep)
+		if c.ctx.Err() != nil {
+			// zmq4: a Dial that completes while Close runs adds a
+			// connection Close did not see; close the socket again so
+			// it does not leak.
+			sock.Close()
+			return
+		}
+		if err != nil && !zmtpguard.Refusal(err) {
+			cut++
+			if cut >= maxCutHandshakes {
+				// A CURVE service that cannot open our HELLO (we hold
+				// the wrong server key) hangs up without a word: that
+				// looks like a service closing, but it does not pass.
+				err = fmt.Errorf("handshake cut short %d times in a row (a service without ServerKey's secret hangs up so): %w", cut, err)
+			}
+		}
+		if err != nil && (zmtpguard.Refusal(err) || cut >= maxCutHandshakes) {
 			c.cfg.Logger.Error().Err(err).Str("endpoint", c.cfg.Endpoint).Msg("timer: dial refused; the client stops")
 			c.mu.Lock()
 			c.err = fmt.Errorf("%w: %s: %w", ErrRefused, c.cfg.Endpoint, err)
 			c.mu.Unlock()
 			c.cancel() // every channel closes; Err says why
+			return
 		}
-		return
+		if err != nil {
+			c.cfg.Logger.Debug().Err(err).Str("endpoint", c.cfg.Endpoint).Msg("timer: dial failed; retrying")
+			sock.Close()
+			select {
+			case <-c.ctx.Done():
+				return
+			case <-time.After(c.cfg.Retry):
+			}
+			continue
+		}
+		cut = 0
+		c.upAt.Store(time.Now().UnixNano())
+		c.poke()
+		c.recvLoop(sock)
+		c.sendMu.Lock() // no send is using the old socket
+		c.upAt.Store(0)
+		sock.Close()
+		c.sendMu.Unlock()
+		if c.ctx.Err() != nil {
+			return
+		}
+		c.reconnects.Add(1)
 	}
-	if c.ctx.Err() != nil {
-		// zmq4: a Dial that completes while Close runs adds a connection
-		// Close did not see; close the socket again so it does not leak.
-		c.sock.Close()
-		return
-	}
-	c.poke()
-	c.recvLoop()
 }
+
+// maxCutHandshakes is how many handshakes in a row may break off (the
+// service restarting as we connect) before the client takes it as a
+// refusal; they are Retry apart.
+const maxCutHandshakes = 4
 
 func (c *Client) poke() {
 	select {
@@ -216,7 +300,33 @@ func (c *Client) heartbeat() {
 		for i := range msgs {
 			c.send(&msgs[i])
 		}
+		c.checkLiveness()
 	}
+}
+
+// checkLiveness closes the socket when the service has not answered for
+// liveness: zmq4's own reconnect gives up for good when a handshake fails
+// (the service closing as we reconnect), so the client would wait forever.
+// run then starts over with a new socket.
+func (c *Client) checkLiveness() {
+	up := c.upAt.Load()
+	if up == 0 {
+		return // still dialling: Dial retries by itself
+	}
+	heard := max(up, c.lastRecv.Load())
+	if time.Since(time.Unix(0, heard)) < c.liveness() {
+		return
+	}
+	// Under sendMu, so that the socket closed is the one run receives on.
+	c.sendMu.Lock()
+	if !c.upAt.CompareAndSwap(up, 0) {
+		c.sendMu.Unlock()
+		return
+	}
+	sock := c.sock
+	c.sendMu.Unlock()
+	c.cfg.Logger.Warn().Str("endpoint", c.cfg.Endpoint).Dur("silent", time.Since(time.Unix(0, heard))).Msg("timer: service silent; reconnecting")
+	sock.Close()
 }
 
 func (c *Client) send(m *message) error {
@@ -232,15 +342,17 @@ func (c *Client) send(m *message) error {
 	return c.sock.Send(zmq4.NewMsg(b))
 }
 
-func (c *Client) recvLoop() {
+// recvLoop receives on sock until its connection drops or it is closed.
+func (c *Client) recvLoop(sock zmq4.Socket) {
 	for {
-		msg, err := c.sock.Recv()
+		msg, err := sock.Recv()
 		if err != nil {
-			if c.ctx.Err() != nil {
-				return
+			if c.ctx.Err() == nil && c.upAt.Load() != 0 {
+				c.cfg.Logger.Debug().Err(err).Str("endpoint", c.cfg.Endpoint).Msg("timer: connection lost; redialling")
 			}
-			continue
+			return
 		}
+		c.lastRecv.Store(time.Now().UnixNano())
 		if len(msg.Frames) != 1 {
 			continue
 		}
@@ -308,7 +420,7 @@ func (c *Client) Ticks(ctx context.Context, period time.Duration) (<-chan Tick, 
 		return nil, fmt.Errorf("%w: %v (want one of %v)", ErrBadPeriod, period, Periods)
 	}
 	if c.ctx.Err() != nil {
-		return nil, ErrClosed
+		return nil, c.stopped()
 	}
 	s := &tickSub{ch: make(chan Tick, 1)}
 	c.mu.Lock()
@@ -332,7 +444,7 @@ func (c *Client) Watch(ctx context.Context, name string) (<-chan Fire, error) {
 		}
 	}
 	if c.ctx.Err() != nil {
-		return nil, ErrClosed
+		return nil, c.stopped()
 	}
 	s := &fireSub{ch: make(chan Fire, 64)}
 	c.mu.Lock()
@@ -435,10 +547,7 @@ func (c *Client) request(ctx context.Context, m message) ([]byte, error) {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("timer: %s: %w", m.Type, ctx.Err())
 		case <-c.ctx.Done():
-			if err := c.Err(); err != nil {
-				return nil, err
-			}
-			return nil, ErrClosed
+			return nil, c.stopped()
 		case r := <-ch:
 			if r.Type == msgError {
 				return nil, replyError(r)

@@ -43,10 +43,11 @@ const (
 	msgFire                         // service: a schedule fired (data = Fire JSON)
 	msgReply                        // service: request req succeeded (data = result JSON)
 	msgError                        // service: request req failed (data = message)
+	msgPong                         // service: answers HEARTBEAT, so the client knows the link is alive
 	msgLast
 )
 
-var msgNames = [...]string{"", "HEARTBEAT", "SUB", "UNSUB", "WATCH", "UNWATCH", "SCHEDULE", "CANCEL", "LIST", "TICK", "FIRE", "REPLY", "ERROR"}
+var msgNames = [...]string{"", "HEARTBEAT", "SUB", "UNSUB", "WATCH", "UNWATCH", "SCHEDULE", "CANCEL", "LIST", "TICK", "FIRE", "REPLY", "ERROR", "PONG"}
 
 func (t msgType) String() string {
 	if t > 0 && t < msgLast {

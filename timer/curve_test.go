@@ -3,6 +3,10 @@ package timer
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,11 +87,14 @@ func TestCurveRefusals(t *testing.T) {
 		serverKeys bool
 		cliKeys    *curve.KeyPair
 		serverKey  curve.PublicKey
+		tries      uint64 // dials the client makes before it stops
 	}{
-		{"null client, keyed service", true, nil, curve.PublicKey{}},
-		{"unadmitted client key", true, &other, srv.Public},
-		{"client expects another service key", true, &cli, other.Public},
-		{"keyed client, null service", false, &cli, srv.Public},
+		{"null client, keyed service", true, nil, curve.PublicKey{}, 1},
+		{"unadmitted client key", true, &other, srv.Public, 1},
+		// The service cannot open the HELLO and hangs up without a word,
+		// which the client cannot tell from a restart on the first try.
+		{"client expects another service key", true, &cli, other.Public, maxCutHandshakes},
+		{"keyed client, null service", false, &cli, srv.Public, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -98,7 +105,12 @@ func TestCurveRefusals(t *testing.T) {
 			s := keyedService(t, sk, cli.Public)
 			c := keyedClient(t, s.Endpoint(), tc.cliKeys, tc.serverKey)
 			ticks, err := c.Ticks(context.Background(), 10*time.Millisecond)
-			if err != nil {
+			if errors.Is(err, ErrRefused) {
+				// Refused already: a closed channel, as below.
+				ch := make(chan Tick)
+				close(ch)
+				ticks = ch
+			} else if err != nil {
 				t.Fatal(err)
 			}
 			select {
@@ -115,10 +127,10 @@ func TestCurveRefusals(t *testing.T) {
 			if _, err := c.List(context.Background()); !errors.Is(err, ErrRefused) {
 				t.Fatalf("List on a refused client: %v", err)
 			}
-			if c.Refused() != 1 {
-				t.Fatalf("client refusals = %d, want 1", c.Refused())
+			if c.Refused() != tc.tries {
+				t.Fatalf("client refusals = %d, want %d", c.Refused(), tc.tries)
 			}
-			eventually(t, 5*time.Second, "the service to count the refusal", func() bool { return s.Snapshot().Refused == 1 })
+			eventually(t, 5*time.Second, "the service to count the refusals", func() bool { return s.Snapshot().Refused == tc.tries })
 			if !tc.serverKeys {
 				return
 			}
@@ -169,4 +181,74 @@ func TestCurveClientSurvivesServiceRestart(t *testing.T) {
 	if n := s2.Snapshot().Refused; n != 0 || c.Err() != nil {
 		t.Fatalf("after the restart: refused %d, client error %v", n, c.Err())
 	}
+}
+
+// TestCurveClientRedialsAfterCutHandshake: while the service is down,
+// something on its port greets as a CURVE server and hangs up before the
+// handshake is done, as a service does when it closes while a client
+// reconnects. zmq4's own reconnect would stop for good there; the client
+// takes a new socket, and its ticks resume from the restarted service.
+func TestCurveClientRedialsAfterCutHandshake(t *testing.T) {
+	t.Parallel()
+	k := genKeyPairs(t, 2)
+	srv, cli := k[0], k[1]
+	cfg := DefaultConfig()
+	cfg.Keys, cfg.Authorize = &srv, curve.NewAllowList(cli.Public).Authorize
+	s1, err := NewService(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s1.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c := keyedClient(t, s1.Endpoint(), &cli, srv.Public)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := c.Ticks(ctx, 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recvTick(t, ch, 5*time.Second)
+	if err := s1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", strings.TrimPrefix(s1.Endpoint(), "tcp://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cut atomic.Int64
+	go func() {
+		defer l.Close() // one cut: the service closing may add one more
+		conn, err := l.Accept()
+		if err != nil {
+			return
+		}
+		// A ZMTP 3.0 greeting: signature, version 3.0, mechanism CURVE,
+		// as-server, filler.
+		greeting := make([]byte, 64)
+		greeting[0], greeting[9], greeting[10] = 0xff, 0x7f, 3
+		copy(greeting[12:], "CURVE")
+		greeting[32] = 1
+		conn.Write(greeting)
+		conn.SetReadDeadline(time.Now().Add(time.Second))
+		io.ReadFull(conn, make([]byte, 64)) // the client's greeting
+		conn.Close()
+		cut.Add(1)
+	}()
+	eventually(t, 10*time.Second, "the handshake cut", func() bool { return cut.Load() == 1 })
+	cfg.Endpoint = s1.Endpoint()
+	s2 := startService(t, cfg)
+	down := time.Now()
+	for {
+		if tk := recvTick(t, ch, 15*time.Second); tk.At.After(down) {
+			break
+		}
+	}
+	if c.Reconnects() == 0 || c.Err() != nil {
+		t.Fatalf("%d new sockets, client error %v", c.Reconnects(), c.Err())
+	}
+	if n := s2.Snapshot().Refused; n != 0 {
+		t.Fatalf("the new service refused %d connections", n)
+	}
+	t.Logf("%d handshakes cut, %d new sockets", cut.Load(), c.Reconnects())
 }

@@ -286,6 +286,13 @@ func (s *Service) handle(id string, m message) {
 	var err error
 	switch m.Type {
 	case msgHeartbeat:
+		// The answer tells the client its connection works: zmq4 gives
+		// it no other sign, and its reconnect can give up for good.
+		c.sent++
+		pong := message{Type: msgPong, Seq: c.sent}
+		s.mu.Unlock()
+		s.send(id, &pong)
+		return
 	case msgSub, msgUnsub:
 		i := periodIndex(time.Duration(m.Period))
 		if i < 0 {

@@ -3,8 +3,11 @@ package timer
 import (
 	"context"
 	"errors"
+	"net"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -422,4 +425,130 @@ func TestSubscribersCounted(t *testing.T) {
 		got := subs()
 		return got[0] == 0 && got[2] == 0
 	})
+}
+
+// stallProxy forwards TCP connections to a service; stall freezes the
+// connections open at that moment (they stay open, nothing passes either
+// way, as with a peer that hangs or a link that blackholes), while new
+// connections pass.
+type stallProxy struct {
+	l     net.Listener
+	to    string
+	mu    sync.Mutex
+	conns []*stallPipe
+}
+
+type stallPipe struct {
+	stalled atomic.Bool
+	a, b    net.Conn
+}
+
+func newStallProxy(t *testing.T, to string) *stallProxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &stallProxy{l: l, to: strings.TrimPrefix(to, "tcp://")}
+	t.Cleanup(p.close)
+	go p.serve()
+	return p
+}
+
+func (p *stallProxy) endpoint() string { return "tcp://" + p.l.Addr().String() }
+
+func (p *stallProxy) serve() {
+	for {
+		a, err := p.l.Accept()
+		if err != nil {
+			return
+		}
+		b, err := net.Dial("tcp", p.to)
+		if err != nil {
+			a.Close()
+			continue
+		}
+		pp := &stallPipe{a: a, b: b}
+		p.mu.Lock()
+		p.conns = append(p.conns, pp)
+		p.mu.Unlock()
+		go pp.copy(a, b)
+		go pp.copy(b, a)
+	}
+}
+
+// copy moves bytes from src to dst; while stalled it holds them.
+func (pp *stallPipe) copy(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		for pp.stalled.Load() {
+			time.Sleep(10 * time.Millisecond)
+			if n == 0 && err != nil {
+				break
+			}
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				src.Close()
+				return
+			}
+		}
+		if err != nil {
+			dst.Close()
+			return
+		}
+	}
+}
+
+func (p *stallProxy) stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pp := range p.conns {
+		pp.stalled.Store(true)
+	}
+}
+
+func (p *stallProxy) close() {
+	p.l.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pp := range p.conns {
+		pp.stalled.Store(false)
+		pp.a.Close()
+		pp.b.Close()
+	}
+}
+
+// TestClientLeavesStalledConnection: the connection to the service stays
+// open but nothing comes through it any more. The client notices that its
+// heartbeats go unanswered, drops the socket for a new one, and its ticks
+// resume, within the liveness bound.
+func TestClientLeavesStalledConnection(t *testing.T) {
+	t.Parallel()
+	s := startService(t, DefaultConfig())
+	p := newStallProxy(t, s.Endpoint())
+	c := newClient(t, p.endpoint())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := c.Ticks(ctx, 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recvTick(t, ch, 5*time.Second)
+	p.stall()
+	stalled := time.Now()
+	// Ticks already on their way may still arrive; wait for one sent
+	// well after the stall.
+	for {
+		tk := recvTick(t, ch, c.liveness()+10*time.Second)
+		if tk.At.After(stalled.Add(200 * time.Millisecond)) {
+			break
+		}
+	}
+	took := time.Since(stalled)
+	if c.Reconnects() == 0 {
+		t.Fatalf("ticks resumed without a new socket")
+	}
+	t.Logf("ticks resumed %v after the stall (liveness %v), %d new sockets", took.Round(time.Millisecond), c.liveness(), c.Reconnects())
 }

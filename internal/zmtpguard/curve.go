@@ -131,3 +131,16 @@ func (m *mechCheck) theirs(p []byte) error {
 }
 
 func trimNUL(b []byte) string { return string(bytes.TrimRight(b, "\x00")) }
+
+// Refusal reports whether a failed Dial through these transports was a
+// security refusal (another mechanism, an ERROR from the server, a key
+// that does not match, a malformed handshake) rather than a connection
+// lost during the handshake, which a retry may get past.
+func Refusal(err error) bool {
+	for _, e := range []error{ErrMechanism, curve.ErrRefused, curve.ErrAuth, curve.ErrMalformed, curve.ErrUnauthorized} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
