@@ -485,6 +485,8 @@ func TestClusterAtFiresOnce(t *testing.T) {
 			return len(l) == 1 && l[0].LastFired.Equal(at) && l[0].Next.IsZero()
 		})
 	}
+	// The fire reaches the watcher after the peers have heard of it.
+	eventually(t, 10*time.Second, "the fire at a watcher", func() bool { return len(log.snapshot()) > 0 })
 	// Every node has recorded the fire: no one fires it again.
 	cancel()
 	wg.Wait()
