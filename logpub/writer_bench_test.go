@@ -25,19 +25,22 @@ func threadCPU() time.Duration {
 // cost to the app), which a loaded machine does not distort.
 func BenchmarkWriter(b *testing.B) {
 	h := startHub(b, func(c *HubConfig) { c.Capture.Dir = b.TempDir(); c.RingEvents = 10000 })
-	benchWriter(b, h.WriterEndpoint())
+	benchWriter(b, h.WriterEndpoint(), false)
 }
 
 // BenchmarkWriterHubProcess is BenchmarkWriter with the hub in its own
-// process, as logd is: the app's process holds only the Writer.
+// process, as logd is: the app's process holds only the Writer. Here
+// app-cpu-ratio is the whole cost to the app: the CPU time of its process
+// (the calling thread and the Writer's sender, until every event is
+// acknowledged) per op, over that of the io.Discard loop.
 func BenchmarkWriterHubProcess(b *testing.B) {
 	dir := b.TempDir()
 	ep := "ipc://" + dir + "/w.sock"
 	startHubProcess(b, ep, dir+"/cap")
-	benchWriter(b, ep)
+	benchWriter(b, ep, true)
 }
 
-func benchWriter(b *testing.B, endpoint string) {
+func benchWriter(b *testing.B, endpoint string, appCPU bool) {
 	w := NewWriter(WriterOptions{Endpoint: endpoint, Service: "bench", MaxEvents: 1 << 20, MaxBytes: 256 << 20})
 	defer w.Close()
 	logW := zerolog.New(w).With().Timestamp().Logger()
@@ -50,21 +53,25 @@ func benchWriter(b *testing.B, endpoint string) {
 
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	start, cpu0 := time.Now(), threadCPU()
+	start, cpu0, proc0 := time.Now(), threadCPU(), processCPU()
 	for i := 0; i < b.N; i++ {
 		logD.Info().Str("user", "ada").Int("n", i).Msg("request served")
 	}
-	discard, discardCPU := time.Since(start), threadCPU()-cpu0
+	discard, discardCPU, discardProc := time.Since(start), threadCPU()-cpu0, processCPU()-proc0
 	before := w.Stats()
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 = threadCPU()
+	cpu0, proc0 = threadCPU(), processCPU()
 	for i := 0; i < b.N; i++ {
 		logW.Info().Str("user", "ada").Int("n", i).Msg("request served")
 	}
 	writerCPU := threadCPU() - cpu0
 	b.StopTimer()
 	elapsed := b.Elapsed()
+	if appCPU {
+		waitFor(b, "every event acknowledged", func() bool { return w.Stats().Queued == 0 })
+		b.ReportMetric(float64(processCPU()-proc0)/float64(discardProc), "app-cpu-ratio")
+	}
 	after := w.Stats()
 	b.ReportMetric(float64(discard.Nanoseconds())/float64(b.N), "discard-ns/op")
 	b.ReportMetric(float64(elapsed)/float64(discard), "ratio")
