@@ -344,12 +344,30 @@ func TestClusterHandoverToLowerNode(t *testing.T) {
 		cfg.Settle = settle
 		return startTimerNodeCfg(t, cfg)
 	}
-	nodes := meshtest.Cluster(t, 2)
-	a, b := start(nodes[0]), start(nodes[1])
-	old := a
-	if lessUUID(b.node.UUID(), a.node.UUID()) {
-		old = b
+	// Three nodes made at once, sorted by UUID (they are random): the two
+	// higher ones start now, the lowest joins later.
+	var made []*mesh.Node
+	for i := 0; i < 3; i++ {
+		nd, err := mesh.New(meshtest.Config(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nd.Close() })
+		made = append(made, nd)
 	}
+	slices.SortFunc(made, func(x, y *mesh.Node) int {
+		u, v := x.UUID(), y.UUID()
+		return slices.Compare(u[:], v[:])
+	})
+	low := made[0]
+	for _, nd := range made[1:] {
+		if err := nd.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	meshtest.WaitPeers(t, 20*time.Second, 1, made[1:]...)
+	a, b := start(made[1]), start(made[2])
+	old := a
 	eventually(t, 20*time.Second, "the lower of two to lead", func() bool { return old.svc.Snapshot().Leader })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -375,22 +393,7 @@ func TestClusterHandoverToLowerNode(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "3 fires", func() bool { return len(log.snapshot()) >= 3 })
 
-	// A third node whose UUID is below the leader's (UUIDs are random).
-	var low *mesh.Node
-	for i := 0; i < 100 && low == nil; i++ {
-		nd, err := mesh.New(meshtest.Config(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if lessUUID(nd.UUID(), old.node.UUID()) {
-			low = nd
-		} else {
-			nd.Close()
-		}
-	}
-	if low == nil {
-		t.Fatal("no UUID below the leader's in 100 tries")
-	}
+	// The third node, whose UUID is below the leader's.
 	if err := low.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
