@@ -25,6 +25,13 @@
 // socket listens through internal/zmtpguard in both cases, so a stalled
 // peer never holds the accept loop.
 //
+// A Client reconnects by itself: when its connection drops, or when the
+// service has not answered its heartbeats (each HEARTBEAT gets a PONG) for
+// 4 heartbeats + Retry, it dials again on a new socket with the same
+// identity, and the service keeps its subscriptions. A handshake cut short
+// is retried; four in a row count as a refusal, since a CURVE service that
+// cannot open the client's HELLO hangs up without a word.
+//
 // Main types: Service (runs inside logd; a ROUTER socket clients dial),
 // Client (Ticks, Watch, Schedule, Cancel, List), Spec, Tick, Fire, and the
 // helpers TickTime, NextAligned and Every for in-process aligned work.
