@@ -12,6 +12,7 @@ import (
 func TestCodecRoundTrip(t *testing.T) {
 	msgs := []message{
 		{Type: msgHeartbeat, Seq: 42},
+		{Type: msgPong, Seq: 43},
 		{Type: msgSub, Period: int64(10 * time.Millisecond)},
 		{Type: msgTick, Seq: 1<<63 + 5, Period: int64(time.Second), N: 1764200000, At: 1764200000 * int64(time.Second)},
 		{Type: msgFire, Seq: 9, Name: "backup.daily", At: -5, Flags: flagLate, Data: []byte(`{"name":"backup.daily"}`)},
@@ -68,7 +69,7 @@ func TestCodecRejects(t *testing.T) {
 
 func FuzzDecodeMessage(f *testing.F) {
 	f.Add(validFrame(f))
-	for _, m := range []message{{Type: msgTick, Seq: 1, N: 2, At: 3, Period: 4}, {Type: msgList, Req: 1}} {
+	for _, m := range []message{{Type: msgTick, Seq: 1, N: 2, At: 3, Period: 4}, {Type: msgList, Req: 1}, {Type: msgPong, Seq: 7}} {
 		b, _ := m.encode()
 		f.Add(b)
 	}
