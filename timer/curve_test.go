@@ -144,10 +144,11 @@ func TestCurveRefusals(t *testing.T) {
 	}
 }
 
-// A keyed client reconnects by itself to a keyed service restarted on the
-// same endpoint, with a fresh CURVE handshake.
-func TestCurveClientSurvivesServiceRestart(t *testing.T) {
-	t.Parallel()
+// keyedTicksThenStop starts a keyed service and a keyed client receiving
+// 100 ms ticks from it, then stops the service. It returns the service's
+// config, endpoint set, to start it again.
+func keyedTicksThenStop(t *testing.T) (Config, *Client, <-chan Tick) {
+	t.Helper()
 	k := genKeyPairs(t, 2)
 	srv, cli := k[0], k[1]
 	cfg := DefaultConfig()
@@ -161,7 +162,7 @@ func TestCurveClientSurvivesServiceRestart(t *testing.T) {
 	}
 	c := keyedClient(t, s1.Endpoint(), &cli, srv.Public)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	ch, err := c.Ticks(ctx, 100*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
@@ -171,13 +172,16 @@ func TestCurveClientSurvivesServiceRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Endpoint = s1.Endpoint()
+	return cfg, c, ch
+}
+
+// A keyed client reconnects by itself to a keyed service restarted on the
+// same endpoint, with a fresh CURVE handshake.
+func TestCurveClientSurvivesServiceRestart(t *testing.T) {
+	t.Parallel()
+	cfg, c, ch := keyedTicksThenStop(t)
 	s2 := startService(t, cfg)
-	down := time.Now()
-	for {
-		if tk := recvTick(t, ch, 10*time.Second); tk.At.After(down) {
-			break
-		}
-	}
+	recvTickAfter(t, ch, time.Now(), 10*time.Second)
 	if n := s2.Snapshot().Refused; n != 0 || c.Err() != nil {
 		t.Fatalf("after the restart: refused %d, client error %v", n, c.Err())
 	}
@@ -190,29 +194,8 @@ func TestCurveClientSurvivesServiceRestart(t *testing.T) {
 // takes a new socket, and its ticks resume from the restarted service.
 func TestCurveClientRedialsAfterCutHandshake(t *testing.T) {
 	t.Parallel()
-	k := genKeyPairs(t, 2)
-	srv, cli := k[0], k[1]
-	cfg := DefaultConfig()
-	cfg.Keys, cfg.Authorize = &srv, curve.NewAllowList(cli.Public).Authorize
-	s1, err := NewService(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s1.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	c := keyedClient(t, s1.Endpoint(), &cli, srv.Public)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ch, err := c.Ticks(ctx, 100*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recvTick(t, ch, 5*time.Second)
-	if err := s1.Close(); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", strings.TrimPrefix(s1.Endpoint(), "tcp://"))
+	cfg, c, ch := keyedTicksThenStop(t)
+	l, err := net.Listen("tcp", strings.TrimPrefix(cfg.Endpoint, "tcp://"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,14 +219,8 @@ func TestCurveClientRedialsAfterCutHandshake(t *testing.T) {
 		cut.Add(1)
 	}()
 	eventually(t, 10*time.Second, "the handshake cut", func() bool { return cut.Load() == 1 })
-	cfg.Endpoint = s1.Endpoint()
 	s2 := startService(t, cfg)
-	down := time.Now()
-	for {
-		if tk := recvTick(t, ch, 15*time.Second); tk.At.After(down) {
-			break
-		}
-	}
+	recvTickAfter(t, ch, time.Now(), 15*time.Second)
 	if c.Reconnects() == 0 || c.Err() != nil {
 		t.Fatalf("%d new sockets, client error %v", c.Reconnects(), c.Err())
 	}

@@ -68,6 +68,17 @@ func recvTick(t *testing.T, ch <-chan Tick, d time.Duration) Tick {
 	return Tick{}
 }
 
+// recvTickAfter waits for a tick scheduled after t (those already on their
+// way are skipped), each within d.
+func recvTickAfter(tb *testing.T, ch <-chan Tick, after time.Time, d time.Duration) Tick {
+	tb.Helper()
+	for {
+		if tk := recvTick(tb, ch, d); tk.At.After(after) {
+			return tk
+		}
+	}
+}
+
 func percentile(ds []time.Duration, p float64) time.Duration {
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
@@ -325,13 +336,7 @@ func TestClientSurvivesServiceRestart(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Endpoint = ep
 	s2 := startService(t, cfg)
-	down := time.Now()
-	for {
-		tk := recvTick(t, ch, 10*time.Second)
-		if tk.At.After(down) {
-			break
-		}
-	}
+	recvTickAfter(t, ch, time.Now(), 10*time.Second)
 	eventually(t, 5*time.Second, "the client known to the new service", func() bool { return s2.Snapshot().Clients == 1 })
 }
 
@@ -365,9 +370,7 @@ func TestEndpointKeptAcrossRestart(t *testing.T) {
 	if s2.Endpoint() != ep {
 		t.Fatalf("endpoint after restart %s, want %s", s2.Endpoint(), ep)
 	}
-	down := time.Now()
-	for tk := recvTick(t, ch, 10*time.Second); !tk.At.After(down); tk = recvTick(t, ch, 10*time.Second) {
-	}
+	recvTickAfter(t, ch, time.Now(), 10*time.Second)
 }
 
 func TestStartBadEndpoint(t *testing.T) {
@@ -538,14 +541,7 @@ func TestClientLeavesStalledConnection(t *testing.T) {
 	recvTick(t, ch, 5*time.Second)
 	p.stall()
 	stalled := time.Now()
-	// Ticks already on their way may still arrive; wait for one sent
-	// well after the stall.
-	for {
-		tk := recvTick(t, ch, c.liveness()+10*time.Second)
-		if tk.At.After(stalled.Add(200 * time.Millisecond)) {
-			break
-		}
-	}
+	recvTickAfter(t, ch, stalled.Add(200*time.Millisecond), c.liveness()+10*time.Second)
 	took := time.Since(stalled)
 	if c.Reconnects() == 0 {
 		t.Fatalf("ticks resumed without a new socket")
