@@ -348,7 +348,7 @@ func (c *Client) recvLoop(sock zmq4.Socket) {
 		msg, err := sock.Recv()
 		if err != nil {
 			if c.ctx.Err() == nil && c.upAt.Load() != 0 {
-				c.cfg.Logger.Debug().Err(err).Str("endpoint", c.cfg.Endpoint).Msg("timer: connection lost; redialling")
+				c.cfg.Logger.Info().Err(err).Str("endpoint", c.cfg.Endpoint).Msg("timer: connection lost; redialling")
 			}
 			return
 		}

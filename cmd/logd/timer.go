@@ -312,7 +312,9 @@ func timerWatch(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	ccfg := timer.ClientConfig{Endpoint: snap.Endpoint}
+	// The client's notices (connection lost, redialling) go to stderr.
+	notices := zerolog.New(zerolog.ConsoleWriter{Out: stderr, NoColor: true, PartsExclude: []string{zerolog.TimestampFieldName}}).Level(zerolog.InfoLevel)
+	ccfg := timer.ClientConfig{Endpoint: snap.Endpoint, Logger: notices}
 	if snap.PublicKey == "" && *keys != "" {
 		// No downgrade: keys were asked for, the service has none.
 		return errors.New("logd timer watch: the timer service is open (the local logd runs without --keys): run without --keys")

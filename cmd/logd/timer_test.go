@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -132,4 +134,87 @@ func TestTimerCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "nightly") || !strings.Contains(out, `cron "0 0 3 * * *" UTC`) {
 		t.Fatalf("ls table: %q", out)
 	}
+}
+
+// TestTimerWatchAcrossLogdRestart: `logd timer watch --tick` keeps going
+// while its logd is stopped and started again on the same data dir (the
+// timer keeps its port): the ticks resume, it says on stderr that it
+// lost the connection, and it prints all the lines it was asked for.
+func TestTimerWatchAcrossLogdRestart(t *testing.T) {
+	bin := buildLogd(t)
+	port := meshtest.Config(t).BeaconPort
+	dir := t.TempDir()
+	dd := "--data-dir=" + dir
+	p := runLogd(t, bin, dir, "timer-a", port)
+	pollUntil(t, 20*time.Second, "the timer status", func() bool {
+		_, _, code := logdCmd(t, bin, "timer", "status", dd)
+		return code == 0
+	}, p.stderr.String)
+
+	const want = 30
+	watch := exec.Command(bin, "timer", "watch", "--tick", "100ms", "--count", strconv.Itoa(want), dd)
+	var errOut lockedBuffer
+	watch.Stderr = &errOut
+	out, err := watch.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { watch.Process.Kill() })
+	lines := make(chan string, want+1)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	next := func(d time.Duration) string {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("watch ended early; stderr %q", errOut.String())
+			}
+			return l
+		case <-time.After(d):
+			t.Fatalf("no tick within %v; stderr %q\nlogd: %s", d, errOut.String(), p.stderr)
+		}
+		return ""
+	}
+	var got []string
+	for len(got) < 3 {
+		got = append(got, next(10*time.Second))
+	}
+	p.stop(t)
+	down := time.Now()
+	p = runLogd(t, bin, dir, "timer-a", port)
+	for len(got) < want {
+		got = append(got, next(20*time.Second))
+	}
+	if err := watch.Wait(); err != nil {
+		t.Fatalf("watch: %v; stderr %q", err, errOut.String())
+	}
+	after := 0
+	for _, l := range got {
+		if !strings.HasPrefix(l, "tick 100ms n=") {
+			t.Fatalf("unexpected line %q", l)
+		}
+		at, _, _ := strings.Cut(strings.SplitN(l, "at=", 2)[1], " ")
+		ts, err := time.Parse(time.RFC3339Nano, at)
+		if err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		if ts.After(down) {
+			after++
+		}
+	}
+	if after == 0 {
+		t.Fatalf("no tick from the restarted logd: %q", got)
+	}
+	if !strings.Contains(errOut.String(), "connection lost") {
+		t.Errorf("watch did not say it lost the connection: stderr %q", errOut.String())
+	}
+	t.Logf("%d of %d ticks after the restart; stderr %q", after, want, errOut.String())
 }
