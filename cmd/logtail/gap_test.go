@@ -1,9 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -20,28 +17,7 @@ import (
 // report the loss on stderr, and printed + reported missed = written.
 func TestStoppedLogtailReportsGaps(t *testing.T) {
 	writerEP, pub := startHub(t, t.TempDir(), "LT_SUBQ=200")
-	cmd := exec.Command(os.Args[0], "-test.run=^$", "--", "-f", "--since", "1h", "--json", "--connect", pub)
-	cmd.Env = append(os.Environ(), "LOGTAIL_TEST_ROLE=logtail")
-	var stderr lockedLines
-	cmd.Stderr = &stderr
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGCONT)
-		cmd.Process.Kill()
-		cmd.Wait()
-	}()
-	lines := make(chan string, 1024)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
+	cmd, lines, stderr := startLogtail(t, "-f", "--since", "1h", "--json", "--connect", pub)
 	w := logpub.NewWriter(logpub.WriterOptions{Endpoint: writerEP, Service: "api"})
 	defer w.Close()
 	log := zerolog.New(w)

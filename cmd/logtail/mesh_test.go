@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -73,33 +74,47 @@ func (l *lockedLines) String() string {
 	return l.s.String()
 }
 
-func TestMeshDiscoveryNewAndLeavingNodes(t *testing.T) {
-	a := startMeshLogd(t, "alpha")
-	mcfg := meshtest.Config(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^$", "--", "-f", "--json", "--level", "warn",
-		"--beacon-port", strconv.Itoa(mcfg.BeaconPort), "--interface", "lo",
-		"--broadcast", "127.255.255.255", "--bind", "127.0.0.1")
+// startLogtail runs logtail with args as a process. It returns the process,
+// its stdout lines (closed when it ends) and its stderr; a process still
+// running when the test ends is killed (continued first, if stopped).
+func startLogtail(t *testing.T, args ...string) (*exec.Cmd, <-chan string, *lockedLines) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$", "--"}, args...)...)
 	cmd.Env = append(os.Environ(), "LOGTAIL_TEST_ROLE=logtail")
-	var stderr lockedLines
-	cmd.Stderr = &stderr
-	stdout, _ := cmd.StdoutPipe()
+	stderr := &lockedLines{}
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	}()
-	lines := make(chan string, 100)
+	lines := make(chan string, 1024)
 	go func() {
 		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
 			lines <- sc.Text()
 		}
 		close(lines)
 	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Signal(syscall.SIGCONT)
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return cmd, lines, stderr
+}
+
+func TestMeshDiscoveryNewAndLeavingNodes(t *testing.T) {
+	a := startMeshLogd(t, "alpha")
+	mcfg := meshtest.Config(t)
+	cmd, lines, stderr := startLogtail(t, "-f", "--json", "--level", "warn",
+		"--beacon-port", strconv.Itoa(mcfg.BeaconPort), "--interface", "lo",
+		"--broadcast", "127.255.255.255", "--bind", "127.0.0.1")
 	// expect ingests into h until logtail prints the marker (it subscribes
 	// once it found the node on the mesh).
 	expect := func(h *logpub.Hub, marker string) {

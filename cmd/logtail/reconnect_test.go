@@ -1,9 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,26 +16,7 @@ func TestFollowSurvivesLogdRestart(t *testing.T) {
 	dir := t.TempDir()
 	pubEP := "ipc://" + filepath.Join(dir, "pub.sock")
 	writerEP, _, stop := startHubStoppable(t, dir, "LT_PUB="+pubEP)
-	cmd := exec.Command(os.Args[0], "-test.run=^$", "--", "-f", "--json", "--connect", pubEP)
-	cmd.Env = append(os.Environ(), "LOGTAIL_TEST_ROLE=logtail")
-	var stderr lockedLines
-	cmd.Stderr = &stderr
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	}()
-	lines := make(chan string, 1024)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
+	_, lines, stderr := startLogtail(t, "-f", "--json", "--connect", pubEP)
 	w := logpub.NewWriter(logpub.WriterOptions{Endpoint: writerEP, Service: "api"})
 	defer w.Close()
 	log := zerolog.New(w)
@@ -102,26 +80,7 @@ func TestFollowResumesExactlyFromFileHistory(t *testing.T) {
 	stop()
 	_, _, stop = startHubStoppable(t, dir, "LT_PUB="+pubEP) // ring empty: history from the files
 
-	cmd := exec.Command(os.Args[0], "-test.run=^$", "--", "-f", "--since", "1h", "--json", "--connect", pubEP)
-	cmd.Env = append(os.Environ(), "LOGTAIL_TEST_ROLE=logtail")
-	var stderr lockedLines
-	cmd.Stderr = &stderr
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	}()
-	lines := make(chan string, 1024)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
+	_, lines, stderr := startLogtail(t, "-f", "--since", "1h", "--json", "--connect", pubEP)
 	seen := map[string]int{}
 	read := func(until string) {
 		t.Helper()
