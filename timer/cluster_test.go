@@ -59,6 +59,22 @@ func (l *fireLog) collect(ch <-chan Fire) {
 	}
 }
 
+// watch collects the fires of name that n's client receives until ctx
+// ends (wg counts the collector) and, with known, waits until n's service
+// knows the watcher.
+func (l *fireLog) watch(t *testing.T, ctx context.Context, wg *sync.WaitGroup, n *timerNode, name string, known bool) {
+	t.Helper()
+	ch, err := n.cli.Watch(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); l.collect(ch) }()
+	if known {
+		eventually(t, 5*time.Second, "watcher known", func() bool { return n.svc.Snapshot().Clients == 1 })
+	}
+}
+
 func (l *fireLog) snapshot() []Fire {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -96,12 +112,7 @@ func TestClusterScopeTakeover(t *testing.T) {
 	defer wg.Wait()
 	defer cancel()
 	for _, n := range tn {
-		ch, err := n.cli.Watch(ctx, "job")
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); log.collect(ch) }()
+		log.watch(t, ctx, &wg, n, "job", false)
 	}
 	for _, n := range tn {
 		eventually(t, 5*time.Second, "watchers known", func() bool { return n.svc.Snapshot().Clients == 1 })
@@ -376,17 +387,8 @@ func TestClusterHandoverToLowerNode(t *testing.T) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	watch := func(n *timerNode) {
-		ch, err := n.cli.Watch(ctx, "job")
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); log.collect(ch) }()
-		eventually(t, 5*time.Second, "watcher known", func() bool { return n.svc.Snapshot().Clients == 1 })
-	}
-	watch(a)
-	watch(b)
+	log.watch(t, ctx, &wg, a, "job", true)
+	log.watch(t, ctx, &wg, b, "job", true)
 	period := 200 * time.Millisecond
 	if err := a.cli.Schedule(ctx, Spec{Name: "job", Every: Duration(period), Scope: ScopeCluster}); err != nil {
 		t.Fatal(err)
@@ -398,7 +400,7 @@ func TestClusterHandoverToLowerNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := start(low)
-	watch(c)
+	log.watch(t, ctx, &wg, c, "job", true)
 	lowID := low.UUID().String()
 	eventually(t, 20*time.Second, "fires from the new lowest node", func() bool {
 		fs := log.snapshot()
@@ -470,13 +472,7 @@ func TestClusterAtFiresOnce(t *testing.T) {
 	defer wg.Wait()
 	defer cancel()
 	for _, n := range tn {
-		ch, err := n.cli.Watch(ctx, "once")
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); log.collect(ch) }()
-		eventually(t, 5*time.Second, "watcher known", func() bool { return n.svc.Snapshot().Clients == 1 })
+		log.watch(t, ctx, &wg, n, "once", true)
 	}
 	at := time.Now().Add(700 * time.Millisecond).Round(time.Millisecond)
 	if err := tn[2].cli.Schedule(ctx, Spec{Name: "once", At: at, Scope: ScopeCluster, Payload: "x"}); err != nil {

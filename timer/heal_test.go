@@ -102,13 +102,7 @@ func TestClusterHealedLeadersDoNotOverlap(t *testing.T) {
 	defer cancel()
 	period := 100 * time.Millisecond
 	for _, n := range []*timerNode{x, y} {
-		ch, err := n.cli.Watch(ctx, "job")
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); log.collect(ch) }()
-		eventually(t, 5*time.Second, "watcher known", func() bool { return n.svc.Snapshot().Clients == 1 })
+		log.watch(t, ctx, &wg, n, "job", true)
 		if err := n.cli.Schedule(ctx, Spec{Name: "job", Every: Duration(period), Scope: ScopeCluster}); err != nil {
 			t.Fatal(err)
 		}
