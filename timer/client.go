@@ -54,7 +54,7 @@ type Client struct {
 	wg     sync.WaitGroup
 	kick   chan struct{}
 	sendMu sync.Mutex
-	sock   zmq4.Socket // under sendMu; replaced when the link goes silent
+	sock   zmq4.Socket // under sendMu; replaced when the connection drops or goes silent
 
 	// lastRecv is when the service was last heard (Unix ns); upAt when the
 	// current socket's Dial returned (0 while dialling). The heartbeat
@@ -221,24 +221,24 @@ func (c *Client) run() {
 			sock.Close()
 			return
 		}
-		if err != nil && !zmtpguard.Refusal(err) {
+		if err != nil {
+			refused := zmtpguard.Refusal(err)
 			cut++
-			if cut >= maxCutHandshakes {
+			if !refused && cut >= maxCutHandshakes {
 				// A CURVE service that cannot open our HELLO (we hold
 				// the wrong server key) hangs up without a word: that
 				// looks like a service closing, but it does not pass.
+				refused = true
 				err = fmt.Errorf("handshake cut short %d times in a row (a service without ServerKey's secret hangs up so): %w", cut, err)
 			}
-		}
-		if err != nil && (zmtpguard.Refusal(err) || cut >= maxCutHandshakes) {
-			c.cfg.Logger.Error().Err(err).Str("endpoint", c.cfg.Endpoint).Msg("timer: dial refused; the client stops")
-			c.mu.Lock()
-			c.err = fmt.Errorf("%w: %s: %w", ErrRefused, c.cfg.Endpoint, err)
-			c.mu.Unlock()
-			c.cancel() // every channel closes; Err says why
-			return
-		}
-		if err != nil {
+			if refused {
+				c.cfg.Logger.Error().Err(err).Str("endpoint", c.cfg.Endpoint).Msg("timer: dial refused; the client stops")
+				c.mu.Lock()
+				c.err = fmt.Errorf("%w: %s: %w", ErrRefused, c.cfg.Endpoint, err)
+				c.mu.Unlock()
+				c.cancel() // every channel closes; Err says why
+				return
+			}
 			c.cfg.Logger.Debug().Err(err).Str("endpoint", c.cfg.Endpoint).Msg("timer: dial failed; retrying")
 			sock.Close()
 			select {
@@ -305,9 +305,9 @@ func (c *Client) heartbeat() {
 }
 
 // checkLiveness closes the socket when the service has not answered for
-// liveness: zmq4's own reconnect gives up for good when a handshake fails
-// (the service closing as we reconnect), so the client would wait forever.
-// run then starts over with a new socket.
+// liveness: a connection that stays open while nothing passes (a hung
+// service, a link that drops packets) never ends Recv, so the client would
+// wait forever. run then starts over with a new socket.
 func (c *Client) checkLiveness() {
 	up := c.upAt.Load()
 	if up == 0 {

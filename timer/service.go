@@ -287,7 +287,7 @@ func (s *Service) handle(id string, m message) {
 	switch m.Type {
 	case msgHeartbeat:
 		// The answer tells the client its connection works: zmq4 gives
-		// it no other sign, and its reconnect can give up for good.
+		// it no other sign, and a stalled connection never fails.
 		c.sent++
 		pong := message{Type: msgPong, Seq: c.sent}
 		s.mu.Unlock()
