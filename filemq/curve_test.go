@@ -6,19 +6,15 @@ import (
 	"time"
 
 	"github.com/logmesh/logmesh/curve"
+	"github.com/logmesh/logmesh/internal/curvetest"
 )
 
 type testKeys struct{ srv, cli, other curve.KeyPair }
 
 func genKeys(t testing.TB) testKeys {
 	t.Helper()
-	var k testKeys
-	for _, p := range []*curve.KeyPair{&k.srv, &k.cli, &k.other} {
-		kp, err := curve.GenerateKeyPair()
-		mustNot(t, err)
-		*p = kp
-	}
-	return k
+	k := curvetest.KeyPairs(t, 3)
+	return testKeys{srv: k[0], cli: k[1], other: k[2]}
 }
 
 // keyedServer publishes src with CURVE keys srv, admitting the client keys.

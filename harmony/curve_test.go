@@ -7,16 +7,8 @@ import (
 	"time"
 
 	"github.com/logmesh/logmesh/curve"
+	"github.com/logmesh/logmesh/internal/curvetest"
 )
-
-func keyPair(t *testing.T) curve.KeyPair {
-	t.Helper()
-	kp, err := curve.GenerateKeyPair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kp
-}
 
 // keyedWorkers starts n workers, each with its own key pair, admitting
 // allow; it returns them and their keyed endpoints.
@@ -25,7 +17,7 @@ func keyedWorkers(t *testing.T, n int, allow *curve.AllowList) ([]*Worker, Stati
 	var ws []*Worker
 	var eps StaticWorkers
 	for range n {
-		kp := keyPair(t)
+		kp := curvetest.KeyPair(t)
 		allow.Add(kp.Public)
 		w, err := NewWorker(WorkerConfig{DialWait: time.Second, Keys: &kp, Authorize: allow.Authorize})
 		if err != nil {
@@ -54,7 +46,7 @@ func TestCurveBatch(t *testing.T) {
 	tasks := cut(data, "gen.log", 250)
 	job := mustJob(t, "filter level>=warn")
 	want, _ := localRun(t, job, tasks)
-	node := keyPair(t)
+	node := curvetest.KeyPair(t)
 	allow := curve.NewAllowList(node.Public)
 	ws, eps := keyedWorkers(t, 2, allow)
 	var buf bytes.Buffer
@@ -111,7 +103,7 @@ func totalTasks(ws []*Worker) int64 {
 }
 
 func TestCurveRefusals(t *testing.T) {
-	node, intruder := keyPair(t), keyPair(t)
+	node, intruder := curvetest.KeyPair(t), curvetest.KeyPair(t)
 	allow := curve.NewAllowList(node.Public)
 	ws, eps := keyedWorkers(t, 1, allow)
 	w := ws[0]

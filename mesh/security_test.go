@@ -5,24 +5,16 @@ import (
 	"time"
 
 	"github.com/logmesh/logmesh/curve"
+	"github.com/logmesh/logmesh/internal/curvetest"
 	"github.com/logmesh/logmesh/internal/meshtest"
 	"github.com/logmesh/logmesh/mesh"
 )
-
-func keyPair(t *testing.T) curve.KeyPair {
-	t.Helper()
-	kp, err := curve.GenerateKeyPair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kp
-}
 
 // TestCurveMesh: nodes with keys admitted by each other's allow-list find
 // each other (beacons v3) and talk encrypted; a node with a key that is not
 // admitted and a node without keys stay out, and see no one.
 func TestCurveMesh(t *testing.T) {
-	ka, kb, kc := keyPair(t), keyPair(t), keyPair(t)
+	ka, kb, kc := curvetest.KeyPair(t), curvetest.KeyPair(t), curvetest.KeyPair(t)
 	allow := curve.NewAllowList(ka.Public, kb.Public) // c is not admitted
 	base := meshtest.Config(t)
 	secure := func(kp curve.KeyPair) mesh.Config {
@@ -68,7 +60,7 @@ func TestCurveMesh(t *testing.T) {
 // TestCurveGossip: a CURVE mesh without beacons converges through a seed;
 // the gossip tuples carry "endpoint|key" as Zyre's do.
 func TestCurveGossip(t *testing.T) {
-	ka, kb, kc := keyPair(t), keyPair(t), keyPair(t)
+	ka, kb, kc := curvetest.KeyPair(t), curvetest.KeyPair(t), curvetest.KeyPair(t)
 	allow := curve.NewAllowList(ka.Public, kb.Public, kc.Public)
 	cfg := wanConfig(t)
 	cfg.Curve = &mesh.Curve{Keys: ka, Authorize: allow.Authorize}
@@ -86,7 +78,7 @@ func TestCurveGossip(t *testing.T) {
 
 func TestCurveNeedsAuthorize(t *testing.T) {
 	cfg := meshtest.Config(t)
-	cfg.Curve = &mesh.Curve{Keys: keyPair(t)}
+	cfg.Curve = &mesh.Curve{Keys: curvetest.KeyPair(t)}
 	if _, err := mesh.New(cfg); err == nil {
 		t.Fatal("New accepted CURVE keys without Authorize")
 	}

@@ -11,20 +11,8 @@ import (
 	"time"
 
 	"github.com/logmesh/logmesh/curve"
+	"github.com/logmesh/logmesh/internal/curvetest"
 )
-
-func genKeyPairs(t *testing.T, n int) []curve.KeyPair {
-	t.Helper()
-	out := make([]curve.KeyPair, n)
-	for i := range out {
-		kp, err := curve.GenerateKeyPair()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[i] = kp
-	}
-	return out
-}
 
 // keyedService starts a service; with srv set, closed with CURVE and
 // admitting the keys admit.
@@ -49,7 +37,7 @@ func keyedClient(t *testing.T, ep string, keys *curve.KeyPair, serverKey curve.P
 }
 
 func TestCurveTicksAndRequests(t *testing.T) {
-	k := genKeyPairs(t, 2)
+	k := curvetest.KeyPairs(t, 2)
 	srv, cli := k[0], k[1]
 	s := keyedService(t, &srv, cli.Public)
 	snap := s.Snapshot()
@@ -80,7 +68,7 @@ func TestCurveTicksAndRequests(t *testing.T) {
 // the refused client stops with ErrRefused and gets no tick; the service
 // keeps serving admitted clients.
 func TestCurveRefusals(t *testing.T) {
-	k := genKeyPairs(t, 3)
+	k := curvetest.KeyPairs(t, 3)
 	srv, cli, other := k[0], k[1], k[2]
 	cases := []struct {
 		name       string
@@ -149,7 +137,7 @@ func TestCurveRefusals(t *testing.T) {
 // config, endpoint set, to start it again.
 func keyedTicksThenStop(t *testing.T) (Config, *Client, <-chan Tick) {
 	t.Helper()
-	k := genKeyPairs(t, 2)
+	k := curvetest.KeyPairs(t, 2)
 	srv, cli := k[0], k[1]
 	cfg := DefaultConfig()
 	cfg.Keys, cfg.Authorize = &srv, curve.NewAllowList(cli.Public).Authorize

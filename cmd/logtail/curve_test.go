@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/logmesh/logmesh/curve"
+	"github.com/logmesh/logmesh/internal/curvetest"
 	"github.com/logmesh/logmesh/internal/meshtest"
 	"github.com/logmesh/logmesh/logpub"
 	"github.com/logmesh/logmesh/mesh"
@@ -41,21 +42,8 @@ func keyDir(t *testing.T, name string, own curve.KeyPair, admitted ...curve.KeyP
 	return dir
 }
 
-func genKeys(t *testing.T, n int) []curve.KeyPair {
-	t.Helper()
-	out := make([]curve.KeyPair, n)
-	for i := range out {
-		kp, err := curve.GenerateKeyPair()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[i] = kp
-	}
-	return out
-}
-
 func TestLogtailConnectWithKeys(t *testing.T) {
-	k := genKeys(t, 3)
+	k := curvetest.KeyPairs(t, 3)
 	hubKeys, tailKeys, intruder := k[0], k[1], k[2]
 	cfg := logpub.DefaultHubConfig()
 	cfg.WriterEndpoint = ""
@@ -108,7 +96,7 @@ func TestLogtailConnectWithKeys(t *testing.T) {
 // TestLogtailClosedMesh: on a mesh closed with CURVE, logtail --keys finds
 // the logd and reads it; without keys it says why it finds none and exits.
 func TestLogtailClosedMesh(t *testing.T) {
-	k := genKeys(t, 2)
+	k := curvetest.KeyPairs(t, 2)
 	logdKeys, tailKeys := k[0], k[1]
 	allow := curve.NewAllowList(logdKeys.Public, tailKeys.Public)
 	mcfg := meshtest.Config(t)
