@@ -62,6 +62,10 @@ type Client struct {
 	lastRecv   atomic.Int64
 	upAt       atomic.Int64
 	reconnects atomic.Uint64
+	// pongs: the service has answered a heartbeat. A logd from before
+	// PONG answers none, and an idle client of it would otherwise take a
+	// new socket every liveness period; without it the check is off.
+	pongs atomic.Bool
 
 	mu       sync.Mutex
 	nextReq  uint32
@@ -313,6 +317,9 @@ func (c *Client) checkLiveness() {
 	if up == 0 {
 		return // still dialling: Dial retries by itself
 	}
+	if !c.pongs.Load() {
+		return // a service that does not answer heartbeats: silence says nothing
+	}
 	heard := max(up, c.lastRecv.Load())
 	if time.Since(time.Unix(0, heard)) < c.liveness() {
 		return
@@ -360,6 +367,9 @@ func (c *Client) recvLoop(sock zmq4.Socket) {
 		if err != nil {
 			c.cfg.Logger.Debug().Err(err).Msg("timer: bad message from service")
 			continue
+		}
+		if m.Type == msgPong {
+			c.pongs.Store(true)
 		}
 		c.dispatch(m)
 	}

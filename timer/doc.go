@@ -28,7 +28,9 @@
 // A Client reconnects by itself: when its connection drops, or when the
 // service has not answered its heartbeats (each HEARTBEAT gets a PONG) for
 // 4 heartbeats + Retry, it dials again on a new socket with the same
-// identity, and the service keeps its subscriptions. A handshake cut short
+// identity, and the service keeps its subscriptions. Against a logd from
+// before PONG, which answers no heartbeat, only a dropped connection
+// makes it redial. A handshake cut short
 // is retried; four in a row count as a refusal, since a CURVE service that
 // cannot open the client's HELLO hangs up without a word.
 //

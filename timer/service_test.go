@@ -523,6 +523,41 @@ func (p *stallProxy) close() {
 	}
 }
 
+// TestClientStaysWithServiceWithoutPong: a logd from before PONG answers
+// no heartbeat, and an idle client hears nothing from it. The client must
+// not take that silence for a stalled connection: it keeps its socket and
+// goes on sending heartbeats.
+func TestClientStaysWithServiceWithoutPong(t *testing.T) {
+	t.Parallel()
+	old := zmq4.NewRouter(context.Background())
+	defer old.Close()
+	if err := old.Listen("tcp://127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	var heartbeats atomic.Int64
+	go func() {
+		for {
+			msg, err := old.Recv()
+			if err != nil {
+				return
+			}
+			if m, err := decodeMessage(msg.Frames[len(msg.Frames)-1]); err == nil && m.Type == msgHeartbeat {
+				heartbeats.Add(1)
+			}
+		}
+	}()
+	c := newClient(t, "tcp://"+old.Addr().String())
+	time.Sleep(3 * c.liveness())
+	if n := c.Reconnects(); n != 0 {
+		t.Fatalf("client took %d new sockets from a silent service in %v (liveness %v)", n, 3*c.liveness(), c.liveness())
+	}
+	// One heartbeat per 200 ms over 3.3 s: at least half of them must have
+	// arrived on the one socket.
+	if n := heartbeats.Load(); n < 8 {
+		t.Fatalf("service got %d heartbeats in %v, want ≥ 8", n, 3*c.liveness())
+	}
+}
+
 // TestClientLeavesStalledConnection: the connection to the service stays
 // open but nothing comes through it any more. The client notices that its
 // heartbeats go unanswered, drops the socket for a new one, and its ticks
@@ -539,6 +574,7 @@ func TestClientLeavesStalledConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	recvTick(t, ch, 5*time.Second)
+	eventually(t, 5*time.Second, "an answered heartbeat", c.pongs.Load)
 	p.stall()
 	stalled := time.Now()
 	recvTickAfter(t, ch, stalled.Add(200*time.Millisecond), c.liveness()+10*time.Second)
