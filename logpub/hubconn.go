@@ -5,21 +5,27 @@ import (
 	"io"
 	"net"
 	"time"
+
+	"github.com/logmesh/logmesh/internal/acceptloop"
 )
 
 // acceptLoop accepts connections until the listener closes; each is served
 // by its own goroutine, owned by the Hub.
 func (h *Hub) acceptLoop(l net.Listener, serve func(net.Conn)) {
 	defer h.wg.Done()
+	var pace acceptloop.Pacer
 	for {
 		c, err := l.Accept()
 		if err != nil {
 			if h.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			h.log.Warn().Err(err).Msg("accept failed")
+			if !pace.Failed(h.ctx.Done(), &h.log, "logpub "+l.Addr().String(), err) {
+				return
+			}
 			continue
 		}
+		pace.Accepted(&h.log, "logpub "+l.Addr().String())
 		if !h.track(c) {
 			c.Close()
 			return

@@ -35,6 +35,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/logmesh/logmesh/curve"
+	"github.com/logmesh/logmesh/internal/acceptloop"
 )
 
 const (
@@ -297,14 +298,19 @@ func (g *gossip) post(ctx context.Context, ev gossipEvent) bool {
 func (g *gossip) serve(ctx context.Context, wg *sync.WaitGroup) {
 	stop := context.AfterFunc(ctx, func() { g.ln.Close() })
 	defer stop()
+	var pace acceptloop.Pacer
 	for {
 		conn, err := g.ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
 			}
+			if !pace.Failed(ctx.Done(), &g.n.log, "mesh gossip", err) {
+				return
+			}
 			continue
 		}
+		pace.Accepted(&g.n.log, "mesh gossip")
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

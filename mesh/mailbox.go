@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/logmesh/logmesh/curve"
+	"github.com/logmesh/logmesh/internal/acceptloop"
 )
 
 // inbound is one decoded ZRE message and the peer it came from.
@@ -46,15 +47,19 @@ func (n *Node) serveMailbox(ln net.Listener, inbox chan<- inbound) {
 	})
 	defer stop()
 	defer wg.Wait()
+	var pace acceptloop.Pacer
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
 			if n.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			n.log.Warn().Err(err).Msg("mesh: accept")
+			if !pace.Failed(n.ctx.Done(), &n.log, "mesh mailbox", err) {
+				return
+			}
 			continue
 		}
+		pace.Accepted(&n.log, "mesh mailbox")
 		mu.Lock()
 		if n.ctx.Err() != nil {
 			mu.Unlock()

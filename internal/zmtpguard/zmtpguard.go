@@ -28,6 +28,7 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 	"github.com/go-zeromq/zmq4/transport"
+	"github.com/logmesh/logmesh/internal/acceptloop"
 	"github.com/rs/zerolog"
 )
 
@@ -116,6 +117,8 @@ const signatureLen = 10
 
 func (l *listener) acceptLoop() {
 	defer l.wg.Done()
+	var pace acceptloop.Pacer
+	log := zerolog.Ctx(l.ctx)
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
@@ -124,12 +127,12 @@ func (l *listener) acceptLoop() {
 				return
 			default:
 			}
-			if errors.Is(err, net.ErrClosed) {
+			if errors.Is(err, net.ErrClosed) || !pace.Failed(l.done, log, "zmtpguard "+l.Addr().String(), err) {
 				return
 			}
-			time.Sleep(10 * time.Millisecond) // a transient error (EMFILE): do not spin
 			continue
 		}
+		pace.Accepted(log, "zmtpguard "+l.Addr().String())
 		l.mu.Lock()
 		l.screening[c] = struct{}{}
 		l.mu.Unlock()
