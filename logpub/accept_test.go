@@ -86,16 +86,20 @@ func TestHubAcceptOutOfFiles(t *testing.T) {
 	cpu0, start := processCPU(), time.Now()
 	time.Sleep(time.Second)
 	cpu, wall := processCPU()-cpu0, time.Since(start)
+	// One line per listener and run of failures. The publish listener
+	// fails too if its loop makes its first Accept only now: Linux takes
+	// the new descriptor before it looks for a connection.
 	failLogs := strings.Count(logs.String(), "accept failed")
+	writerLogs := strings.Count(logs.String(), "logpub "+addr+": accept failed")
 	// A loop retrying at once keeps a core busy (≥ 1 s here); paced, the
 	// process is all but idle.
 	if cpu > wall/5 {
 		t.Errorf("process used %v of CPU in %v while out of descriptors: the accept loop spins", cpu, wall)
 	}
-	if failLogs != 1 {
-		t.Errorf("%d log lines about failed accepts, want 1 for the whole run:\n%s", failLogs, logs.String())
+	if writerLogs != 1 || failLogs > 2 {
+		t.Errorf("%d log lines about failed accepts (%d of the writer endpoint), want 1 per listener for the whole run:\n%s", failLogs, writerLogs, logs.String())
 	}
-	t.Logf("out of descriptors for %v: %v of CPU, %d log line", wall.Round(time.Millisecond), cpu.Round(time.Millisecond), failLogs)
+	t.Logf("out of descriptors for %v: %v of CPU, %d log lines", wall.Round(time.Millisecond), cpu.Round(time.Millisecond), failLogs)
 
 	// Descriptors free again: the waiting connection is accepted and a
 	// Writer's event captured.
