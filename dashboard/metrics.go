@@ -39,6 +39,8 @@ var (
 		"Timer ticks missed by late receivers.", nil, nil)
 	descBytesShipped = prometheus.NewDesc("logmesh_bytes_shipped_total",
 		"Archive bytes shipped over FileMQ.", nil, nil)
+	descConnsShed = prometheus.NewDesc("logmesh_log_connections_shed_total",
+		"Connections to the log hub closed at once by its per-source limits, by limit (pending: too many not yet identified; handshakes: CURVE handshakes too fast).", []string{"limit"}, nil)
 	descBatchTasks = prometheus.NewDesc("logmesh_batch_tasks",
 		"Harmony tasks of the known batches, by state (done, pending).", []string{"state"}, nil)
 )
@@ -50,7 +52,7 @@ type collector struct{ s *Server }
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descEventsIn, descEventsOut, descEventsDropped, descNodeEvents,
 		descRejected, descHTTPAccepted, descTooLarge, descUnauthorized, descForbidden, descClients, descClientsRefused, descClientDropped,
-		descPeers, descTicksMissed, descBytesShipped, descBatchTasks} {
+		descConnsShed, descPeers, descTicksMissed, descBytesShipped, descBatchTasks} {
 		ch <- d
 	}
 }
@@ -83,6 +85,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(st.Rejected), "source")
 	ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(s.linesRejected.Load()), "http")
+	ch <- prometheus.MustNewConstMetric(descConnsShed, prometheus.CounterValue, float64(st.ShedPending), "pending")
+	ch <- prometheus.MustNewConstMetric(descConnsShed, prometheus.CounterValue, float64(st.ShedHandshakes), "handshakes")
 	ch <- prometheus.MustNewConstMetric(descHTTPAccepted, prometheus.CounterValue, float64(s.linesAccepted.Load()))
 	ch <- prometheus.MustNewConstMetric(descTooLarge, prometheus.CounterValue, float64(s.bodiesTooLarge.Load()))
 	ch <- prometheus.MustNewConstMetric(descUnauthorized, prometheus.CounterValue, float64(s.unauthorized.Load()))

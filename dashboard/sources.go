@@ -73,6 +73,10 @@ type LogStats struct {
 	Levels   map[string]LevelStats // by zerolog level name ("none": no level)
 	Nodes    map[string]uint64     // events received, by node name
 	Rejected uint64                // malformed inputs refused
+	// ShedPending and ShedHandshakes count the connections the hub closed
+	// at once by its per-source limits (logpub.HubStats.Shed and
+	// ShedHandshakes).
+	ShedPending, ShedHandshakes uint64
 	// Out and Dropped are the totals of a source that does not count them
 	// by level (its LevelStats.Out and Dropped stay zero); /metrics then
 	// shows them with level="all".

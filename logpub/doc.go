@@ -44,6 +44,15 @@
 // X-PUBLICKEY). There is no downgrade: a mismatch fails at once with
 // ErrCurveRequired or ErrNotCurve (see curve.go).
 //
+// Per-source limits (admission.go): one address (IPv4, or IPv6 /64) may
+// hold at most HubConfig.MaxPendingPerSource connections that have not
+// yet sent their HELLO or SUBSCRIBE, and start at most
+// HubConfig.HandshakesPerSource CURVE handshakes a second; connections
+// past either are closed at once and counted (HubStats.Shed and
+// ShedHandshakes), so that a host opening connections in a loop cannot
+// take the descriptors and CPU other peers need. An accept that fails
+// (out of descriptors) is retried with back-off (internal/acceptloop).
+//
 // Subscribe connects to a Hub's PubEndpoint and returns a Stream; with
 // SubscribeOptions.Since it first replays history from the capture files
 // (plain and gzip), then the ring. The Hub stamps every event with a

@@ -40,6 +40,16 @@ type HubConfig struct {
 	// MaxSubscribers bounds the concurrent subscriptions (each may hold
 	// SubQueueBytes); more are refused and counted. Default 256.
 	MaxSubscribers int
+	// MaxPendingPerSource bounds the connections one source address
+	// (IPv4, or IPv6 /64) may hold open before sending its HELLO or
+	// SUBSCRIBE; more are closed at once and counted in HubStats.Shed.
+	// Default DefaultMaxPendingPerSource.
+	MaxPendingPerSource int
+	// HandshakesPerSource bounds the CURVE handshakes one source address
+	// may start per second (bursts of twice that); more connections are
+	// closed at once and counted in HubStats.ShedHandshakes. Default
+	// DefaultHandshakesPerSource.
+	HandshakesPerSource float64
 	// WriteTimeout disconnects a peer whose socket accepted nothing for
 	// this long.
 	WriteTimeout time.Duration
@@ -84,6 +94,8 @@ type HubStats struct {
 	Delivered       uint64            // events handed to subscribers
 	SubscriberDrops uint64            // events a slow subscriber lost
 	Refused         uint64            // subscriptions refused over MaxSubscribers
+	Shed            uint64            // connections closed at once: their source had MaxPendingPerSource waiting
+	ShedHandshakes  uint64            // connections closed at once: their source was over HandshakesPerSource
 	Archives        uint64            // completed archives
 	Writers         int               // connected writers
 	Subscribers     int               // current subscriptions
@@ -111,7 +123,8 @@ type Hub struct {
 	stamp   int64 // the last receive time given (stampLocked)
 
 	received, captured, captureErrors, duplicates, rejected, badFrames atomic.Uint64
-	delivered, subDrops, archives, refused                             atomic.Uint64
+	delivered, subDrops, archives, refused, shed, shedHandshakes       atomic.Uint64
+	adm                                                                *admission
 
 	writerL, pubL   net.Listener
 	writerEP, pubEP string
@@ -150,6 +163,12 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	if cfg.MaxSubscribers <= 0 {
 		cfg.MaxSubscribers = 256
 	}
+	if cfg.MaxPendingPerSource <= 0 {
+		cfg.MaxPendingPerSource = DefaultMaxPendingPerSource
+	}
+	if cfg.HandshakesPerSource <= 0 {
+		cfg.HandshakesPerSource = DefaultHandshakesPerSource
+	}
 	h := &Hub{
 		cfg:     cfg,
 		log:     cfg.Log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Second}),
@@ -158,6 +177,7 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		subs:    map[*hubSub]struct{}{},
 		sources: map[uint64]*source{},
 		conns:   map[net.Conn]struct{}{},
+		adm:     newAdmission(cfg.MaxPendingPerSource, cfg.HandshakesPerSource),
 	}
 	if err := h.initCurve(); err != nil {
 		return nil, err
@@ -263,6 +283,8 @@ func (h *Hub) Stats() HubStats {
 		Delivered:       h.delivered.Load(),
 		SubscriberDrops: h.subDrops.Load(),
 		Refused:         h.refused.Load(),
+		Shed:            h.shed.Load(),
+		ShedHandshakes:  h.shedHandshakes.Load(),
 		Archives:        h.archives.Load(),
 		ByLevel:         map[string]uint64{},
 	}

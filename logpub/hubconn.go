@@ -4,14 +4,17 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/logmesh/logmesh/internal/acceptloop"
 )
 
 // acceptLoop accepts connections until the listener closes; each is served
-// by its own goroutine, owned by the Hub.
-func (h *Hub) acceptLoop(l net.Listener, serve func(net.Conn)) {
+// by its own goroutine, owned by the Hub. A connection counts as pending
+// for its source's limit (admission) until serve calls identified, after
+// its first frame, or ends.
+func (h *Hub) acceptLoop(l net.Listener, serve func(c net.Conn, identified func())) {
 	defer h.wg.Done()
 	var pace acceptloop.Pacer
 	for {
@@ -26,7 +29,19 @@ func (h *Hub) acceptLoop(l net.Listener, serve func(net.Conn)) {
 			continue
 		}
 		pace.Accepted(&h.log, "logpub "+l.Addr().String())
+		identified := func() {}
+		if ip, ok := sourceIP(c); ok {
+			if !h.adm.enter(ip) {
+				h.shed.Add(1)
+				h.log.Warn().Str("peer", c.RemoteAddr().String()).Int("limit", h.cfg.MaxPendingPerSource).
+					Msg("closing connection: its source already has as many connections waiting to identify themselves as allowed")
+				c.Close()
+				continue
+			}
+			identified = sync.OnceFunc(func() { h.adm.leave(ip) })
+		}
 		if !h.track(c) {
+			identified()
 			c.Close()
 			return
 		}
@@ -34,7 +49,8 @@ func (h *Hub) acceptLoop(l net.Listener, serve func(net.Conn)) {
 		go func() {
 			defer h.wg.Done()
 			defer h.untrack(c)
-			serve(c)
+			defer identified()
+			serve(c, identified)
 		}()
 	}
 }
@@ -65,7 +81,7 @@ func (h *Hub) badFrame(c net.Conn, err error) {
 // serveWriter reads a writer's HELLO and batches, acknowledging each batch
 // once captured. A non-loopback writer first passes the CURVE handshake
 // when the Hub has keys (see admit).
-func (h *Hub) serveWriter(c net.Conn) {
+func (h *Hub) serveWriter(c net.Conn, identified func()) {
 	c, err := h.admit(c, false)
 	if err != nil {
 		return
@@ -87,6 +103,7 @@ func (h *Hub) serveWriter(c net.Conn) {
 		h.badFrame(c, err)
 		return
 	}
+	identified()
 	c.SetReadDeadline(time.Time{})
 	h.mu.Lock()
 	src := h.sourceLocked(hl.Source, hl.Service)
@@ -140,7 +157,7 @@ func (h *Hub) serveWriter(c net.Conn) {
 // serveSubscriber reads a SUBSCRIBE and streams events until the peer
 // leaves or cannot keep up with the write timeout. It first runs the CURVE
 // handshake when the Hub has keys (see admit).
-func (h *Hub) serveSubscriber(c net.Conn) {
+func (h *Hub) serveSubscriber(c net.Conn, identified func()) {
 	c, err := h.admit(c, true)
 	if err != nil {
 		return
@@ -162,6 +179,7 @@ func (h *Hub) serveSubscriber(c net.Conn) {
 		h.badFrame(c, err)
 		return
 	}
+	identified()
 	c.SetReadDeadline(time.Time{})
 	out := &connOut{c: c, timeout: h.cfg.WriteTimeout}
 	s, err := h.subscribe(req, out, nil)

@@ -158,5 +158,6 @@ func (s hubSource) Stats() dashboard.LogStats {
 	}
 	st.Nodes[s.node] = hs.Received
 	st.Rejected, st.Out, st.Dropped = hs.Rejected, hs.Delivered, hs.SubscriberDrops
+	st.ShedPending, st.ShedHandshakes = hs.Shed, hs.ShedHandshakes
 	return st
 }
