@@ -33,7 +33,22 @@ func rawTCPRate(b *testing.B, n int) float64 {
 		b.Fatal(err)
 	}
 	defer l.Close()
-	done := make(chan int)
+	done := readFramed(l, n)
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	writeFramed(c, n)
+	got := <-done
+	return float64(got) / time.Since(start).Seconds()
+}
+
+// readFramed accepts one connection on l and reads up to n length-prefixed
+// messages from it (bufio), then sends how many it read.
+func readFramed(l net.Listener, n int) <-chan int {
+	done := make(chan int, 1)
 	go func() {
 		c, err := l.Accept()
 		if err != nil {
@@ -56,14 +71,13 @@ func rawTCPRate(b *testing.B, n int) float64 {
 		}
 		done <- got
 	}()
-	c, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	return done
+}
+
+// writeFramed sends n length-prefixed 200-byte messages on c (bufio).
+func writeFramed(c net.Conn, n int) {
 	msg := event200(0)
 	w := bufio.NewWriterSize(c, 64<<10)
-	start := time.Now()
 	for i := 0; i < n; i++ {
 		var hdr [4]byte
 		binary.BigEndian.PutUint32(hdr[:], uint32(len(msg)))
@@ -71,8 +85,6 @@ func rawTCPRate(b *testing.B, n int) float64 {
 		w.Write(msg)
 	}
 	w.Flush()
-	got := <-done
-	return float64(got) / time.Since(start).Seconds()
 }
 
 // rawRelayRate is the path BenchmarkEndToEnd measures built from raw TCP
@@ -132,43 +144,13 @@ func rawRelayRate(b *testing.B, n int, dir string) float64 {
 			}
 		}
 	}()
-	done := make(chan int)
-	go func() {
-		c, err := out.Accept()
-		if err != nil {
-			done <- 0
-			return
-		}
-		defer c.Close()
-		r := bufio.NewReaderSize(c, 64<<10)
-		buf := make([]byte, 256)
-		got := 0
-		for got < n {
-			var hdr [4]byte
-			if _, err := io.ReadFull(r, hdr[:]); err != nil {
-				break
-			}
-			if _, err := io.ReadFull(r, buf[:binary.BigEndian.Uint32(hdr[:])]); err != nil {
-				break
-			}
-			got++
-		}
-		done <- got
-	}()
+	done := readFramed(out, n)
 	c, err := net.Dial("tcp", in.Addr().String())
 	if err != nil {
 		b.Fatal(err)
 	}
-	msg := event200(0)
-	w := bufio.NewWriterSize(c, 64<<10)
 	start := time.Now()
-	for i := 0; i < n; i++ {
-		var hdr [4]byte
-		binary.BigEndian.PutUint32(hdr[:], uint32(len(msg)))
-		w.Write(hdr[:])
-		w.Write(msg)
-	}
-	w.Flush()
+	writeFramed(c, n)
 	got := <-done
 	elapsed := time.Since(start)
 	c.Close()
