@@ -10,7 +10,9 @@ import (
 
 // Default per-source limits of a Hub's TCP endpoints (HubConfig).
 const (
-	DefaultMaxPendingPerSource = 64
+	// Generous for a host whose apps all reconnect at once when logd
+	// restarts: their HELLOs are read within milliseconds.
+	DefaultMaxPendingPerSource = 256
 	DefaultHandshakesPerSource = 50 // CURVE handshakes per second, burst twice that
 )
 
