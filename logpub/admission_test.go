@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/netip"
 	"os"
 	"testing"
 	"time"
@@ -113,80 +112,5 @@ func TestHubLimitsCurveHandshakesPerSource(t *testing.T) {
 	defer st.Close()
 	if took := time.Since(start); took > 4*time.Second {
 		t.Fatalf("the source waited %v for a handshake at 0.5 per second", took)
-	}
-}
-
-// fakeAddrConn is a net.Conn with a given remote address.
-type fakeAddrConn struct {
-	net.Conn
-	remote net.Addr
-}
-
-func (c fakeAddrConn) RemoteAddr() net.Addr { return c.remote }
-
-func TestAdmissionSources(t *testing.T) {
-	t.Parallel()
-	ipOf := func(addr net.Addr) string {
-		ip, ok := sourceIP(fakeAddrConn{remote: addr})
-		if !ok {
-			return "none"
-		}
-		return ip.String()
-	}
-	for _, tc := range []struct {
-		addr net.Addr
-		want string
-	}{
-		{&net.TCPAddr{IP: net.ParseIP("10.1.2.3"), Port: 5}, "10.1.2.3"},
-		{&net.TCPAddr{IP: net.ParseIP("::ffff:10.1.2.3"), Port: 5}, "10.1.2.3"},
-		{&net.TCPAddr{IP: net.ParseIP("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), Port: 5}, "2001:db8:1:2::"},
-		{&net.UnixAddr{Name: "/run/logd.sock", Net: "unix"}, "none"},
-	} {
-		if got := ipOf(tc.addr); got != tc.want {
-			t.Errorf("source of %v = %s, want %s", tc.addr, got, tc.want)
-		}
-	}
-
-	now := time.Unix(1000, 0)
-	a := newAdmission(2, 1) // 2 pending, 1 handshake/s, burst 2
-	a.now = func() time.Time { return now }
-	ip := netip.MustParseAddr("10.0.0.1")
-	if !a.enter(ip) || !a.enter(ip) || a.enter(ip) {
-		t.Fatal("want 2 pending connections admitted, the third refused")
-	}
-	if !a.handshake(ip) || !a.handshake(ip) || a.handshake(ip) {
-		t.Fatal("want a burst of 2 handshakes, the third refused")
-	}
-	now = now.Add(1500 * time.Millisecond)
-	if !a.handshake(ip) || a.handshake(ip) {
-		t.Fatal("want 1 handshake back after 1.5 s at 1/s")
-	}
-	a.leave(ip)
-	if !a.enter(ip) {
-		t.Fatal("a slot freed by leave was not reused")
-	}
-	if a.handshake(netip.MustParseAddr("10.0.0.9")) {
-		t.Fatal("a handshake from a source that never entered was allowed")
-	}
-
-	// The table forgets idle sources and refuses new ones past its bound.
-	a.leave(ip) // one connection of ip still pending: it is not idle
-	now = now.Add(10 * time.Second)
-	for i := 0; len(a.src) < maxSources; i++ {
-		a.enter(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}))
-	}
-	now = now.Add(500 * time.Millisecond) // under a second since the sweep
-	if a.enter(netip.MustParseAddr("10.2.0.1")) {
-		t.Fatal("a new source admitted past maxSources")
-	}
-	if _, ok := a.src[ip]; !ok {
-		t.Fatal("a source with a pending connection was forgotten")
-	}
-	now = now.Add(time.Second)
-	for ip := range a.src {
-		a.src[ip].pending = 0 // all their connections identified
-	}
-	if !a.enter(netip.MustParseAddr("10.2.0.1")) || len(a.src) != 1 {
-		t.Fatalf("after a sweep: %d sources, want only the new one", len(a.src))
 	}
 }

@@ -125,7 +125,7 @@ func (h *Hub) admit(c net.Conn, pub bool) (net.Conn, error) {
 	if h.curve.sec == nil || !needsCurve(c.LocalAddr(), pub) {
 		return &plainServerConn{Conn: c, h: h}, nil
 	}
-	if ip, ok := sourceIP(c); ok && !h.adm.handshake(ip) {
+	if !h.adm.HandshakeFor(c) {
 		h.shedHandshakes.Add(1)
 		h.log.Warn().Str("peer", c.RemoteAddr().String()).Float64("per_second", h.cfg.HandshakesPerSource).
 			Msg("closing connection: its source is starting CURVE handshakes faster than allowed")

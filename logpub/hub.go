@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/logmesh/logmesh/internal/admission"
 	"github.com/rs/zerolog"
 )
 
@@ -124,7 +125,7 @@ type Hub struct {
 
 	received, captured, captureErrors, duplicates, rejected, badFrames atomic.Uint64
 	delivered, subDrops, archives, refused, shed, shedHandshakes       atomic.Uint64
-	adm                                                                *admission
+	adm                                                                *admission.Table
 
 	writerL, pubL   net.Listener
 	writerEP, pubEP string
@@ -177,7 +178,7 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		subs:    map[*hubSub]struct{}{},
 		sources: map[uint64]*source{},
 		conns:   map[net.Conn]struct{}{},
-		adm:     newAdmission(cfg.MaxPendingPerSource, cfg.HandshakesPerSource),
+		adm:     admission.New(cfg.MaxPendingPerSource, cfg.HandshakesPerSource),
 	}
 	if err := h.initCurve(); err != nil {
 		return nil, err

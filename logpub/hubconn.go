@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/logmesh/logmesh/internal/acceptloop"
@@ -29,16 +28,13 @@ func (h *Hub) acceptLoop(l net.Listener, serve func(c net.Conn, identified func(
 			continue
 		}
 		pace.Accepted(&h.log, "logpub "+l.Addr().String())
-		identified := func() {}
-		if ip, ok := sourceIP(c); ok {
-			if !h.adm.enter(ip) {
-				h.shed.Add(1)
-				h.log.Warn().Str("peer", c.RemoteAddr().String()).Int("limit", h.cfg.MaxPendingPerSource).
-					Msg("closing connection: its source already has as many connections waiting to identify themselves as allowed")
-				c.Close()
-				continue
-			}
-			identified = sync.OnceFunc(func() { h.adm.leave(ip) })
+		identified, ok := h.adm.Admit(c)
+		if !ok {
+			h.shed.Add(1)
+			h.log.Warn().Str("peer", c.RemoteAddr().String()).Int("limit", h.cfg.MaxPendingPerSource).
+				Msg("closing connection: its source already has as many connections waiting to identify themselves as allowed")
+			c.Close()
+			continue
 		}
 		if !h.track(c) {
 			identified()
