@@ -63,7 +63,13 @@ var ErrMechanism = errors.New("zmtpguard: peer greets with another security mech
 type Counters struct {
 	stalled   atomic.Uint64
 	mechanism atomic.Uint64
+	shed      atomic.Uint64
 }
+
+// Shed returns the connections closed at once by the per-source limits
+// (package admission): their address had as many connections in their
+// handshake as allowed, or started CURVE handshakes too fast.
+func (c *Counters) Shed() uint64 { return c.shed.Load() }
 
 // Stalled returns the connections closed because their peer sent no ZMTP
 // signature within the deadline.

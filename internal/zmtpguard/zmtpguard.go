@@ -29,6 +29,7 @@ import (
 	"github.com/go-zeromq/zmq4"
 	"github.com/go-zeromq/zmq4/transport"
 	"github.com/logmesh/logmesh/internal/acceptloop"
+	"github.com/logmesh/logmesh/internal/admission"
 	"github.com/rs/zerolog"
 )
 
@@ -39,6 +40,15 @@ const Scheme = "guarded+tcp"
 // Generous for a slow link, short enough that a stalled peer holds the
 // accept loop only briefly. Tests lower it.
 var handshakeTimeout = 5 * time.Second
+
+// maxPending bounds the connections of one source address that have not
+// finished their greeting and first command; more are closed at once
+// (package admission). Tests lower it.
+var maxPending = admission.DefaultMaxPending
+
+// handshakeRate is the CURVE handshakes one source address may start per
+// second on a CURVE socket (bursts of twice that). Tests lower it.
+var handshakeRate float64 = admission.DefaultHandshakesPerSecond
 
 const greetingLen = 64 // ZMTP 3.x greeting
 
@@ -85,7 +95,9 @@ func (g guard) Listen(ctx context.Context, addr string) (net.Listener, error) {
 		return nil, err
 	}
 	gl := &listener{Listener: l, ctx: ctx, curve: g.curve, ready: make(chan net.Conn),
-		done: make(chan struct{}), screening: map[net.Conn]struct{}{}}
+		done: make(chan struct{}), screening: map[net.Conn]struct{}{},
+		adm:     admission.New(maxPending, handshakeRate),
+		shedLog: zerolog.Ctx(ctx).Sample(&zerolog.BurstSampler{Burst: 1, Period: 10 * time.Second})}
 	gl.wg.Add(1)
 	go gl.acceptLoop()
 	return gl, nil
@@ -111,6 +123,12 @@ type listener struct {
 
 	mu        sync.Mutex
 	screening map[net.Conn]struct{}
+
+	// adm limits each source's connections still in their handshake, and
+	// on a CURVE socket its handshakes per second; shedLog says so at
+	// most once per 10 s.
+	adm     *admission.Table
+	shedLog zerolog.Logger
 }
 
 const signatureLen = 10
@@ -133,15 +151,31 @@ func (l *listener) acceptLoop() {
 			continue
 		}
 		pace.Accepted(log, "zmtpguard "+l.Addr().String())
+		release, ok := l.adm.Admit(c)
+		if !ok {
+			l.shed(c, "its source has as many connections in their handshake as allowed")
+			continue
+		}
 		l.mu.Lock()
 		l.screening[c] = struct{}{}
 		l.mu.Unlock()
 		l.wg.Add(1)
-		go l.screen(c)
+		go l.screen(c, release)
 	}
 }
 
-func (l *listener) screen(c net.Conn) {
+// shed counts, logs (sampled) and closes a connection refused by the
+// per-source limits.
+func (l *listener) shed(c net.Conn, why string) {
+	countersOf(l.ctx).shed.Add(1)
+	l.shedLog.Warn().Stringer("remote", c.RemoteAddr()).Msg("zmtpguard: connection closed at once: " + why)
+	c.Close()
+}
+
+// screen waits for c's ZMTP signature, then hands c to zmq4. release ends
+// c's pending state for the per-source limit: when its first command is
+// in, or when it closes.
+func (l *listener) screen(c net.Conn, release func()) {
 	defer l.wg.Done()
 	sig := make([]byte, signatureLen)
 	err := c.SetReadDeadline(time.Now().Add(handshakeTimeout))
@@ -154,10 +188,16 @@ func (l *listener) screen(c net.Conn) {
 	if err != nil {
 		countersOf(l.ctx).stalled.Add(1)
 		zerolog.Ctx(l.ctx).Debug().Err(err).Stringer("remote", c.RemoteAddr()).Msg("zmtpguard: no ZMTP greeting in time")
+		release()
 		c.Close()
 		return
 	}
-	g := &conn{Conn: c, pre: sig, curve: l.curve, ctx: l.ctx}
+	if l.curve && !l.adm.HandshakeFor(c) {
+		release()
+		l.shed(c, "its source starts CURVE handshakes faster than allowed")
+		return
+	}
+	g := &conn{Conn: c, pre: sig, curve: l.curve, ctx: l.ctx, release: release}
 	g.consume(sig)
 	var out net.Conn = g
 	if l.curve {
@@ -166,6 +206,7 @@ func (l *listener) screen(c net.Conn) {
 	select {
 	case l.ready <- out:
 	case <-l.done:
+		release()
 		c.Close()
 	}
 }
@@ -215,6 +256,17 @@ type conn struct {
 	head      [9]byte // flags and size of the first frame
 	body      uint64  // bytes of the first frame's body still to come
 	inBody    bool
+	// release, on an accepted connection, ends its pending state for the
+	// listener's per-source limit (idempotent); nil on a dialled one.
+	release func()
+}
+
+// settled ends c's pending state, once: its first command is in, or it
+// is closing.
+func (c *conn) settled() {
+	if c.release != nil {
+		c.release()
+	}
 }
 
 func (c *conn) Read(p []byte) (int, error) {
@@ -231,18 +283,26 @@ func (c *conn) Read(p []byte) (int, error) {
 	}
 	if c.curve {
 		if err != nil {
+			c.settled()
 			c.Conn.Close() // as below: zmq4 may drop it without closing
+		} else if !c.done && n > 0 && c.consume(p[:n]) {
+			// HELLO is in; the curve+tcp layer keeps the deadline for
+			// the rest of the handshake.
+			c.done = true
+			c.settled()
 		}
 		return n, err
 	}
 	if !c.done && err != nil {
 		// zmq4 drops a connection whose handshake failed without closing
 		// it: close it here, or every stalled peer keeps a descriptor.
+		c.settled()
 		c.Conn.Close()
 		return n, err
 	}
 	if !c.done && n > 0 && c.consume(p[:n]) {
 		c.done = true
+		c.settled()
 		if derr := c.Conn.SetReadDeadline(time.Time{}); derr != nil && err == nil {
 			err = derr
 		}
@@ -252,6 +312,7 @@ func (c *conn) Read(p []byte) (int, error) {
 
 // Close closes the connection.
 func (c *conn) Close() error {
+	c.settled()
 	if c.stopClose != nil {
 		c.stopClose()
 	}
@@ -267,6 +328,7 @@ func (c *conn) Write(p []byte) (int, error) {
 // refuse counts, logs and closes a connection whose peer speaks another
 // security mechanism. zmq4 would refuse it too, but without closing it.
 func (c *conn) refuse(err error) {
+	c.settled()
 	countersOf(c.ctx).mechanism.Add(1)
 	zerolog.Ctx(c.ctx).Warn().Err(err).Stringer("remote", c.RemoteAddr()).Msg("zmtpguard: connection refused")
 	c.Conn.Close()
