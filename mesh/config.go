@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/logmesh/logmesh/curve"
+	"github.com/logmesh/logmesh/internal/admission"
 	"github.com/rs/zerolog"
 )
 
@@ -73,6 +74,15 @@ type Config struct {
 	// peer that sends more is disconnected and the message dropped
 	// (counted). Default 16 MiB.
 	MaxMessageSize int
+
+	// MaxPendingPerSource bounds the mailbox and gossip connections of
+	// one source address (IPv4, or IPv6 /64) that have not finished their
+	// handshake; more are closed at once and counted in Stats.Shed, so
+	// that one host opening connections in a loop cannot hold the
+	// descriptors honest peers need. Default admission.DefaultMaxPending
+	// (256). CURVE handshakes are limited to
+	// admission.DefaultHandshakesPerSecond per address as well.
+	MaxPendingPerSource int
 
 	// SendQueue is how many messages may wait for one peer (its DEALER's
 	// high-water mark, as Zyre's SNDHWM). Beyond it messages to that peer
@@ -162,6 +172,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.SendQueue <= 0 {
 		c.SendQueue = def.SendQueue
+	}
+	if c.MaxPendingPerSource <= 0 {
+		c.MaxPendingPerSource = admission.DefaultMaxPending
 	}
 	if c.EventBuffer <= 0 {
 		c.EventBuffer = def.EventBuffer

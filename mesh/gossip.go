@@ -311,13 +311,20 @@ func (g *gossip) serve(ctx context.Context, wg *sync.WaitGroup) {
 			continue
 		}
 		pace.Accepted(&g.n.log, "mesh gossip")
+		release, ok := g.n.adm.Admit(conn)
+		if !ok {
+			g.n.shed(conn, "gossip")
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer conn.Close()
 			cc := countedConn{conn, &g.n.stats}
 			r, w := bufio.NewReader(cc), bufio.NewWriter(cc)
-			if _, _, err := zmtpHandshake(conn, r, w, "ROUTER", nil, handshakeTimeout); err != nil {
+			_, _, err := zmtpHandshake(conn, r, w, "ROUTER", nil, handshakeTimeout)
+			release()
+			if err != nil {
 				g.n.stats.badConns.Add(1)
 				g.n.log.Debug().Err(err).Msg("mesh: gossip handshake failed")
 				return

@@ -27,6 +27,17 @@ type inbound struct {
 	serial uint64
 }
 
+// errShed: a connection closed by the per-source limits.
+var errShed = errors.New("mesh: connection shed: its address is over its limit")
+
+// shed counts, logs (sampled) and closes a connection refused by the
+// per-source limits.
+func (n *Node) shed(c net.Conn, what string) {
+	n.stats.shed.Add(1)
+	n.shedLog.Warn().Str("remote", c.RemoteAddr().String()).Msg("mesh: " + what + ": connection closed at once: its address is over its per-source limit")
+	c.Close()
+}
+
 // serveMailbox is the ROUTER: it accepts peers' DEALER connections and
 // reads their messages, decoded, into inbox. One goroutine per connection;
 // all stop when the node's context ends.
@@ -60,9 +71,15 @@ func (n *Node) serveMailbox(ln net.Listener, inbox chan<- inbound) {
 			continue
 		}
 		pace.Accepted(&n.log, "mesh mailbox")
+		release, ok := n.adm.Admit(conn)
+		if !ok {
+			n.shed(conn, "mailbox")
+			continue
+		}
 		mu.Lock()
 		if n.ctx.Err() != nil {
 			mu.Unlock()
+			release()
 			conn.Close()
 			return
 		}
@@ -72,7 +89,7 @@ func (n *Node) serveMailbox(ln net.Listener, inbox chan<- inbound) {
 		wg.Add(1)
 		go func(serial uint64) {
 			defer wg.Done()
-			n.readPeer(conn, serial, inbox)
+			n.readPeer(conn, serial, inbox, release)
 			conn.Close()
 			mu.Lock()
 			delete(conns, conn)
@@ -84,10 +101,11 @@ func (n *Node) serveMailbox(ln net.Listener, inbox chan<- inbound) {
 // readPeer handshakes with one DEALER and reads its messages until the
 // connection ends. Malformed messages are counted and skipped; a bad
 // handshake, a bad identity or an oversized frame drops the connection.
-func (n *Node) readPeer(nc net.Conn, serial uint64, inbox chan<- inbound) {
+func (n *Node) readPeer(nc net.Conn, serial uint64, inbox chan<- inbound, handshaken func()) {
 	conn := countedConn{nc, &n.stats}
 	remote := conn.RemoteAddr().String()
 	r, id, ptype, key, err := n.acceptZMTP(conn)
+	handshaken()
 	if err != nil {
 		n.log.Debug().Err(err).Str("remote", remote).Msg("mesh: mailbox handshake failed")
 		return
@@ -138,6 +156,10 @@ func (n *Node) acceptZMTP(conn net.Conn) (*bufio.Reader, []byte, string, *curve.
 			n.stats.badConns.Add(1)
 		}
 		return r, id, ptype, nil, err
+	}
+	if !n.adm.HandshakeFor(conn) {
+		n.shed(conn, "CURVE handshakes of the mailbox")
+		return nil, nil, "", nil, errShed
 	}
 	c, err := n.curveServer.Upgrade(n.ctx, conn, map[string]string{"Socket-Type": "ROUTER"})
 	if err != nil {

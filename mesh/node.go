@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/logmesh/logmesh/curve"
+	"github.com/logmesh/logmesh/internal/admission"
 	"github.com/rs/zerolog"
 )
 
@@ -49,6 +50,10 @@ type Node struct {
 	// curveServer authenticates peers that connect to the mailbox when
 	// Config.Curve is set.
 	curveServer *curve.Security
+	// adm limits each source address's mailbox and gossip connections
+	// still in their handshake, and its CURVE handshakes per second.
+	adm     *admission.Table
+	shedLog zerolog.Logger // says so at most once per 10 s
 
 	cmds      chan func(*actor)                  // buffered: Shout and Whisper do not wait
 	ready     atomic.Pointer[map[uuid.UUID]bool] // peers that entered, for Whisper's check
@@ -81,6 +86,8 @@ func New(cfg Config) (*Node, error) {
 		quit:      make(chan struct{}),
 		actorDone: make(chan struct{}),
 		events:    make(chan Event, 256),
+		adm:       admission.New(cfg.MaxPendingPerSource, admission.DefaultHandshakesPerSecond),
+		shedLog:   cfg.Logger.Sample(&zerolog.BurstSampler{Burst: 1, Period: 10 * time.Second}),
 		ctx:       ctx,
 		cancel:    cancel,
 	}
@@ -419,6 +426,7 @@ type Stats struct {
 	EventsDropped  uint64 // events dropped because the Events reader was behind
 	BadGossip      uint64 // malformed gossip messages
 	Refused        uint64 // peers refused by CURVE: no key, key not admitted, failed handshake
+	Shed           uint64 // connections closed at once: their address had maxPending in their handshake, or started CURVE handshakes too fast
 	BytesSent      uint64 // bytes written to peers, seeds and the beacon port
 	BytesReceived  uint64 // bytes read from peers, seeds and the beacon port
 }
@@ -426,7 +434,7 @@ type Stats struct {
 type counters struct {
 	badBeacons, badMessages, badConns, ignored, seqResets, sendsDropped, badGossip atomic.Uint64
 	staleMessages                                                                  atomic.Uint64
-	bytesIn, bytesOut, refused                                                     atomic.Uint64
+	bytesIn, bytesOut, refused, shed                                               atomic.Uint64
 }
 
 // countedConn counts the bytes of a peer or gossip connection.
@@ -460,6 +468,7 @@ func (n *Node) Stats() Stats {
 		EventsDropped:  n.evq.dropped.Load(),
 		BadGossip:      n.stats.badGossip.Load(),
 		Refused:        n.stats.refused.Load(),
+		Shed:           n.stats.shed.Load(),
 		BytesSent:      n.stats.bytesOut.Load(),
 		BytesReceived:  n.stats.bytesIn.Load(),
 	}
