@@ -351,6 +351,10 @@ func (s *session) send(m *Msg) error {
 	}
 	s.buf = b
 	if err := s.sock.Send(zmq4.NewMsg(b)); err != nil {
+		// zmq4's DEALER Send stops waiting at its deadline or when the
+		// socket closes, and leaves the write running on b: encode the
+		// next command into a new buffer.
+		s.buf = nil
 		return fmt.Errorf("filemq: send %v: %w", m.Cmd, err)
 	}
 	return nil

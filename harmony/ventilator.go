@@ -428,9 +428,11 @@ func (v *Ventilator) refreshWorkers() {
 
 // sender encodes and writes a worker's tasks, so that a slow connection
 // never blocks the ventilator's loop. It encodes every task into the same
-// buffer: zmq4's Send returns once the frame is written to the connection
-// (or dropped), so the buffer is free again, and a batch's data is copied
-// once, not allocated and cleared again for each task.
+// buffer: a successful zmq4 Send returns once the frame is written to the
+// connection, so the buffer is free again, and a batch's data is copied
+// once, not allocated and cleared again for each task. A failed Send may
+// leave its write running (zmq4's DEALER stops waiting for it when the
+// send deadline or the socket's context ends), so that buffer is dropped.
 func (v *Ventilator) sender(w *workerConn) {
 	defer v.wg.Done()
 	var buf []byte
@@ -444,10 +446,17 @@ func (v *Ventilator) sender(w *workerConn) {
 				v.cfg.Log.Error().Err(err).Uint32("task", m.Index).Msg("harmony ventilator: encode task")
 				continue
 			}
-			buf = reusable(frame)
-			if err := w.link.send(frame, time.Second); err != nil && w.link.ctx.Err() == nil {
-				v.cfg.Log.Debug().Err(err).Str("worker", w.ep).Msg("harmony ventilator: send task")
+			if err := w.link.send(frame, time.Second); err != nil {
+				// zmq4's Send may return while its write goes on (its
+				// deadline, or the link closing): that frame is not ours
+				// to overwrite.
+				buf = nil
+				if w.link.ctx.Err() == nil {
+					v.cfg.Log.Debug().Err(err).Str("worker", w.ep).Msg("harmony ventilator: send task")
+				}
+				continue
 			}
+			buf = reusable(frame)
 		}
 	}
 }

@@ -267,15 +267,22 @@ func (w *Worker) process(in inbound, buf []byte) []byte {
 		w.cfg.Log.Warn().Err(err).Uint32("task", t.Index).Msg("harmony worker: encode result")
 		return buf
 	}
-	if err := w.sendResult(t.Collector, frame); err != nil {
+	sent := w.sendResult(t.Collector, frame)
+	if sent != nil {
 		w.dropped.Add(1)
-		w.cfg.Log.Debug().Err(err).Str("collector", t.Collector).Msg("harmony worker: result dropped")
+		w.cfg.Log.Debug().Err(sent).Str("collector", t.Collector).Msg("harmony worker: result dropped")
 	}
 	done, _ := Encode(nil, &Message{Type: MsgDone, Batch: t.Batch, Index: t.Index})
 	// The ROUTER holds one lock across writes; DONE frames are tiny and
 	// ventilators always read, so this does not stall for long.
 	if err := w.router.Send(zmq4.NewMsgFrom(in.from, done)); err != nil && w.ctx.Err() == nil {
 		w.cfg.Log.Debug().Err(err).Msg("harmony worker: send DONE")
+	}
+	if sent != nil {
+		// zmq4's DEALER Send gives up when its deadline or the link's
+		// context ends, and leaves the write running: the frame may still
+		// be read. The next task gets a new buffer.
+		return nil
 	}
 	return reusable(frame)
 }
