@@ -37,6 +37,26 @@ func honestRoundTrip(t *testing.T, r zmq4.Socket, ep, id string) error {
 	return nil
 }
 
+// signatureOnly opens n connections to ep that send the 10-byte ZMTP
+// signature and nothing more; they close when the test ends.
+func signatureOnly(t *testing.T, ep string, n int) []net.Conn {
+	t.Helper()
+	signature := []byte{0xFF, 0, 0, 0, 0, 0, 0, 0, 0, 0x7F}
+	var cs []net.Conn
+	for range n {
+		c, err := net.Dial("tcp", strings.TrimPrefix(ep, "tcp://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := c.Write(signature); err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, c)
+	}
+	return cs
+}
+
 // One address holds connections that send the ZMTP signature and stop.
 // Past maxPending such connections, the guard closes new ones at once and
 // counts them; a finished handshake frees its place, and so does a
@@ -57,19 +77,7 @@ func TestPendingLimitPerSource(t *testing.T) {
 		t.Fatalf("%d honest connections shed", n)
 	}
 
-	signature := []byte{0xFF, 0, 0, 0, 0, 0, 0, 0, 0, 0x7F}
-	var flood []net.Conn
-	for range 7 {
-		c, err := net.Dial("tcp", strings.TrimPrefix(ep, "tcp://"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if _, err := c.Write(signature); err != nil {
-			t.Fatal(err)
-		}
-		flood = append(flood, c)
-	}
+	flood := signatureOnly(t, ep, 7)
 	waitCount(t, "connections shed", cnt.Shed, 3)
 	closed := 0
 	for _, c := range flood {
@@ -108,19 +116,7 @@ func TestCurveHandshakeRatePerSource(t *testing.T) {
 	handshakeRate = 0.5 // a burst of 1, then one every 2 s
 	k := newKeys(t)
 	_, ep, cnt := curveRouter(t, curve.NewServer(k.srv, curve.NewAllowList(k.cli.Public).Authorize))
-	signature := []byte{0xFF, 0, 0, 0, 0, 0, 0, 0, 0, 0x7F}
-	var conns []net.Conn
-	for range 4 {
-		c, err := net.Dial("tcp", strings.TrimPrefix(ep, "tcp://"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if _, err := c.Write(signature); err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-	}
+	signatureOnly(t, ep, 4)
 	waitCount(t, "handshakes shed", cnt.Shed, 3)
 	time.Sleep(100 * time.Millisecond)
 	if n := cnt.Shed(); n != 3 {
