@@ -44,7 +44,8 @@
 // X-PUBLICKEY). There is no downgrade: a mismatch fails at once with
 // ErrCurveRequired or ErrNotCurve (see curve.go).
 //
-// Per-source limits (admission.go): one address (IPv4, or IPv6 /64) may
+// Per-source limits (package internal/admission, as on the mesh and the
+// timer, FileMQ and Harmony sockets): one address (IPv4, or IPv6 /64) may
 // hold at most HubConfig.MaxPendingPerSource connections that have not
 // yet sent their HELLO or SUBSCRIBE, and start at most
 // HubConfig.HandshakesPerSource CURVE handshakes a second; connections

@@ -15,6 +15,11 @@
 // security mechanism (a NULL peer at a CURVE socket, or the reverse), and
 // count what they refuse in the Counters of the socket's context
 // (WithCounters).
+//
+// One source address may have at most 256 connections that have not
+// finished their greeting and first command, and start at most 50 CURVE
+// handshakes a second (package admission); more are closed at once and
+// counted in Counters.Shed.
 package zmtpguard
 
 import (
