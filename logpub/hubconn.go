@@ -16,18 +16,19 @@ import (
 func (h *Hub) acceptLoop(l net.Listener, serve func(c net.Conn, identified func())) {
 	defer h.wg.Done()
 	var pace acceptloop.Pacer
+	what := "logpub " + l.Addr().String()
 	for {
 		c, err := l.Accept()
 		if err != nil {
 			if h.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			if !pace.Failed(h.ctx.Done(), &h.log, "logpub "+l.Addr().String(), err) {
+			if !pace.Failed(h.ctx.Done(), &h.log, what, err) {
 				return
 			}
 			continue
 		}
-		pace.Accepted(&h.log, "logpub "+l.Addr().String())
+		pace.Accepted(&h.log, what)
 		identified, ok := h.adm.Admit(c)
 		if !ok {
 			h.shed.Add(1)

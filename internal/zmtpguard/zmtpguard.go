@@ -142,6 +142,7 @@ func (l *listener) acceptLoop() {
 	defer l.wg.Done()
 	var pace acceptloop.Pacer
 	log := zerolog.Ctx(l.ctx)
+	what := "zmtpguard " + l.Addr().String()
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
@@ -150,12 +151,12 @@ func (l *listener) acceptLoop() {
 				return
 			default:
 			}
-			if errors.Is(err, net.ErrClosed) || !pace.Failed(l.done, log, "zmtpguard "+l.Addr().String(), err) {
+			if errors.Is(err, net.ErrClosed) || !pace.Failed(l.done, log, what, err) {
 				return
 			}
 			continue
 		}
-		pace.Accepted(log, "zmtpguard "+l.Addr().String())
+		pace.Accepted(log, what)
 		release, ok := l.adm.Admit(c)
 		if !ok {
 			l.shed(c, "its source has as many connections in their handshake as allowed")
